@@ -1,0 +1,40 @@
+from escalation.models.channels import (
+    CHANNEL_TYPE_FROM_V1,
+    TEXT_LIMITS,
+    V1_CHANNEL_NAMES,
+    ChannelType,
+    Condition,
+)
+from escalation.models.integrations import Integration, IntegrationFormat
+from escalation.models.people import (
+    MIN_CHANNELS_PER_PERSON,
+    Channel,
+    Person,
+    Roster,
+    RosterMember,
+    Sender,
+    validate_address,
+    validate_sender,
+)
+from escalation.models.runs import (
+    FAILED_STATUSES,
+    STATUS_RANK,
+    Api,
+    Escalation,
+    EscalationState,
+    Event,
+    EventKind,
+    Message,
+    MessageStatus,
+    Page,
+    PageState,
+)
+from escalation.models.webhooks import WebhookEvent, WebhookKind
+
+__all__ = [
+    "CHANNEL_TYPE_FROM_V1", "FAILED_STATUSES", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
+    "V1_CHANNEL_NAMES", "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
+    "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
+    "PageState", "Person", "Roster", "RosterMember", "Sender", "WebhookEvent", "WebhookKind",
+    "validate_address", "validate_sender",
+]

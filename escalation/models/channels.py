@@ -1,0 +1,37 @@
+"""Channel types and their Vonage facts, shared by the models, the client and the admin."""
+
+from django.db import models
+
+
+class ChannelType(models.TextChoices):
+    MESSENGER = "messenger", "Facebook Messenger"
+    VIBER = "viber_service_msg", "Viber"
+    WHATSAPP = "whatsapp", "WhatsApp"
+    SMS = "sms", "SMS"
+
+
+class Condition(models.TextChoices):
+    READ = "read", "read"
+    DELIVERED = "delivered", "delivered"
+
+
+# Vonage's text limits per channel (emulator/spec/VONAGE_FACTS.md).
+TEXT_LIMITS = {
+    ChannelType.MESSENGER: 640,
+    ChannelType.VIBER: 1000,
+    ChannelType.WHATSAPP: 4096,
+    ChannelType.SMS: 1000,
+}
+
+# The Messages API v1 calls Viber `viber_service`; Dispatch calls it `viber_service_msg`.
+V1_CHANNEL_NAMES = {
+    ChannelType.MESSENGER: "messenger",
+    ChannelType.VIBER: "viber_service",
+    ChannelType.WHATSAPP: "whatsapp",
+    ChannelType.SMS: "sms",
+}
+CHANNEL_TYPE_FROM_V1 = {v: k for k, v in V1_CHANNEL_NAMES.items()}
+
+MIN_EXPIRY_SECONDS = 15
+MAX_EXPIRY_SECONDS = 86400
+DEFAULT_EXPIRY_SECONDS = 600

@@ -1,0 +1,139 @@
+"""Settings for the on-call escalation app.
+
+Every setting comes from the environment (or a `.env` file beside manage.py), see `.env.example`.
+The defaults are the embedded ones a newcomer gets: SQLite in the project folder and the local
+Vonage emulator. Production sets DATABASE_URL to PostgreSQL and DEBUG off.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+# A fixed development key is only acceptable with DEBUG on; the system check escalation.E001 refuses it otherwise.
+INSECURE_DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789"
+SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEV_SECRET_KEY)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "escalation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "oncall.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "oncall.wsgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web app and the worker write at once: WAL lets readers run beside the writer, IMMEDIATE takes
+    # the write lock at BEGIN (no deadlock-prone lock upgrade), and the busy timeout waits instead of
+    # failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    # Reuse connections across requests, but check them first so a restarted PostgreSQL is survived.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Webhook bodies from Vonage are small; anything larger is refused with 413 before parsing.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+
+# --- Security (production: DEBUG off, behind HTTPS) ---
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Vonage ---
+VONAGE_APPLICATION_ID = env.str("VONAGE_APPLICATION_ID", default="")
+VONAGE_PRIVATE_KEY_PATH = env.str("VONAGE_PRIVATE_KEY_PATH", default="")
+VONAGE_API_URL = env.str("VONAGE_API_URL", default="https://api.nexmo.com").rstrip("/")
+VONAGE_SIGNATURE_SECRET = env.str("VONAGE_SIGNATURE_SECRET", default="")
+# Seconds: Vonage retries webhooks for 24 h, so a signed event may legitimately be that old.
+VONAGE_SIGNATURE_MAX_AGE = env.int("VONAGE_SIGNATURE_MAX_AGE", default=25 * 3600)
+VONAGE_CONNECT_TIMEOUT = env.float("VONAGE_CONNECT_TIMEOUT", default=3.05)
+VONAGE_READ_TIMEOUT = env.float("VONAGE_READ_TIMEOUT", default=10.0)
+ESCALATION_API = env.str("ESCALATION_API", default="dispatch")
+
+# --- Engine ---
+# How often an idle worker looks for due work (seconds); also bounds fire-to-first-request latency.
+WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=0.1)
+# Transient provider errors are retried this many times per send, with exponential backoff from the base.
+ESCALATION_SEND_ATTEMPTS = env.int("ESCALATION_SEND_ATTEMPTS", default=4)
+ESCALATION_RETRY_BASE_SECONDS = env.float("ESCALATION_RETRY_BASE_SECONDS", default=2.0)
+# A send claimed by a worker that died is taken over after this lease (seconds).
+ESCALATION_SEND_LEASE_SECONDS = env.float("ESCALATION_SEND_LEASE_SECONDS", default=60.0)
+
+# Demo mode links the admin to the emulator's phones page.
+DEMO_PHONES_URL = env.str("DEMO_PHONES_URL", default="")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
