@@ -5,7 +5,7 @@ from escalation.models.channels import (
     ChannelType,
     Condition,
 )
-from escalation.models.integrations import Integration, IntegrationFormat
+from escalation.models.integrations import ChannelTest, Integration, IntegrationFormat
 from escalation.models.people import (
     MIN_CHANNELS_PER_PERSON,
     Channel,
@@ -34,7 +34,7 @@ from escalation.models.webhooks import WebhookEvent, WebhookKind
 __all__ = [
     "CHANNEL_TYPE_FROM_V1", "FAILED_STATUSES", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
     "V1_CHANNEL_NAMES", "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
-    "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
+    "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
     "PageState", "Person", "Roster", "RosterMember", "Sender", "WebhookEvent", "WebhookKind",
     "validate_address", "validate_sender",
 ]
