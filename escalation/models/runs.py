@@ -108,6 +108,8 @@ class Page(models.Model):
     dispatch_requested_at = models.DateTimeField(null=True, blank=True)
     dispatch_final_status = models.CharField(max_length=12, blank=True)
     send_attempts = models.PositiveSmallIntegerField(default=0)
+    # A worker sending the workflow holds this lease; a crashed worker's send is retried after it.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
     class Meta:
@@ -170,6 +172,8 @@ class Message(models.Model):
     # Messages mode: when the engine moves on to the next channel if the condition is not met.
     deadline = models.DateTimeField(null=True, blank=True)
     send_attempts = models.PositiveSmallIntegerField(default=0)
+    # A worker sending this message holds this lease; a crashed worker's send is retried after it.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:
