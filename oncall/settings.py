@@ -137,3 +137,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+# Sends one worker process makes at once (threads). SQLite serialises writers, so one is enough there.
+WORKER_THREADS = env.int(
+    "WORKER_THREADS", default=1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 8
+)

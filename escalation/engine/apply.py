@@ -1,0 +1,198 @@
+"""Applying Vonage's webhooks to escalations.
+
+Statuses only move up the ladder in STATUS_RANK (a compare-and-set on `status_rank`), so a duplicated or
+late webhook never moves a status backwards and the same event applied twice changes nothing the second
+time. Reaching a person acknowledges the escalation at once; anything that needs a new send only pokes
+the escalation's timer, and the worker does the sending.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from escalation.engine.events import record_event
+from escalation.engine.plan import plan_person
+from escalation.models import (
+    FAILED_STATUSES,
+    STATUS_RANK,
+    Channel,
+    ChannelType,
+    Escalation,
+    EscalationState,
+    EventKind,
+    Message,
+    MessageStatus,
+    Page,
+    PageState,
+)
+from escalation.services.escalations import escalation_acknowledge
+from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
+
+STATUS_TIME_FIELD = {
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+    MessageStatus.REJECTED: "failed_at",
+    MessageStatus.UNDELIVERABLE: "failed_at",
+}
+
+
+@dataclass(frozen=True)
+class Applied:
+    result: str
+    escalation_id: int | None = None
+    message_id: int | None = None
+
+
+def meets_condition(status: str, condition: str) -> bool:
+    # `read` implies `delivered`: a read message satisfies either condition.
+    return status == MessageStatus.READ or (status == MessageStatus.DELIVERED and condition == "delivered")
+
+
+def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
+    if update.status not in STATUS_RANK or update.status in (MessageStatus.QUEUED, MessageStatus.FAILED):
+        return Applied(f"ignored status {update.status!r}")
+    message = _find_message(update, now)
+    if message is None:
+        return Applied("unknown message")
+    page = message.page
+    escalation_id = page.escalation_id
+    rank = STATUS_RANK[update.status]
+    with transaction.atomic():
+        escalation = Escalation.objects.select_for_update().get(pk=escalation_id)
+        fields = {"status": update.status, "status_rank": rank}
+        if update.status in STATUS_TIME_FIELD:
+            fields[STATUS_TIME_FIELD[update.status]] = now
+        if update.error:
+            fields["error"] = update.error[:1000]
+        changed = Message.objects.filter(pk=message.pk, status_rank__lt=rank).update(**fields)
+        if not changed:
+            return Applied(f"{update.status} ignored: already {_status_of(message.pk)}", escalation_id, message.pk)
+        label = ChannelType(message.channel_type).label
+        text = f"{page.person_name}'s {label} {message.to_address}: {update.status}"
+        record_event(escalation, update.status, text + (f" ({update.error})" if update.error else ""),
+                     at=now, page=page, message=message)
+        if escalation.state != EscalationState.ACTIVE:
+            return Applied(f"status {update.status} (escalation already {escalation.state})", escalation_id, message.pk)
+        if meets_condition(update.status, message.condition):
+            escalation_acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name,
+                                   how=f"{update.status} on {label} {message.to_address}", now=now)
+            return Applied(f"status {update.status}: acknowledged", escalation_id, message.pk)
+        if update.status in FAILED_STATUSES and page.state == PageState.ACTIVE:
+            # The worker fails over to the next channel (or person) now rather than at the expiry.
+            Escalation.objects.filter(pk=escalation_id).update(next_action_at=now)
+    return Applied(f"status {update.status}", escalation_id, message.pk)
+
+
+def _status_of(message_id: int) -> str:
+    return Message.objects.values_list("status", flat=True).get(pk=message_id)
+
+
+def _find_message(update: StatusUpdate, now: datetime) -> Message | None:
+    lookup = Q(message_uuid=update.message_uuid) if update.message_uuid else Q(pk=None)
+    if update.client_ref:
+        lookup |= Q(client_ref=update.client_ref)
+    message = Message.objects.select_related("page").filter(lookup).first()
+    if message is not None:
+        if message.message_uuid is None and update.message_uuid:
+            # The status beat the 202's outcome record: learn the uuid from the webhook.
+            Message.objects.filter(pk=message.pk, message_uuid=None).update(message_uuid=update.message_uuid)
+        return message
+    if update.dispatch_uuid:
+        return _dispatch_message(update, now)
+    return None
+
+
+def _dispatch_message(update: StatusUpdate, now: datetime) -> Message | None:
+    """The first status of a Dispatch item: create its Message by matching the `to` address in the plan."""
+    page = Page.objects.select_related("escalation").filter(dispatch_uuid=update.dispatch_uuid).first()
+    if page is None:
+        return None
+    channels = plan_person(page.escalation, page.index)["channels"]
+    candidates = [i for i, c in enumerate(channels)
+                  if c["type"] == update.channel_type and c["address"] == update.to_address]
+    if not candidates:
+        return None
+    taken = set(page.messages.values_list("channel_index", flat=True))
+    index = next((i for i in candidates if i not in taken), candidates[0])
+    channel = channels[index]
+    try:
+        with transaction.atomic():
+            return Message.objects.create(
+                page=page, channel_index=index, channel_type=channel["type"], to_address=channel["address"],
+                condition=channel["condition"], expiry_time=channel["expiry_time"], message_uuid=update.message_uuid,
+                created_at=now, sent_at=now, deadline=now + timedelta(seconds=int(channel["expiry_time"])),
+            )
+    except IntegrityError:
+        # Another webhook for the same item created it first.
+        return Message.objects.select_related("page").filter(
+            Q(message_uuid=update.message_uuid) | Q(page=page, channel_index=index)
+        ).first()
+
+
+def apply_final_report(report: FinalReport, *, now: datetime) -> Applied:
+    page = Page.objects.filter(dispatch_uuid=report.dispatch_uuid).first()
+    if page is None:
+        return Applied("unknown workflow")
+    with transaction.atomic():
+        escalation = Escalation.objects.select_for_update().get(pk=page.escalation_id)
+        if not Page.objects.filter(pk=page.pk, dispatch_final_status="").update(dispatch_final_status=report.status):
+            return Applied("duplicate final report", escalation.pk)
+        record_event(escalation, EventKind.NOTE, f"Dispatch final report for {page.person_name}: {report.status}.",
+                     at=now, page=page)
+        if report.status == "error" and escalation.state == EscalationState.ACTIVE and page.state == PageState.ACTIVE:
+            Escalation.objects.filter(pk=escalation.pk).update(next_action_at=now)
+    # The report lists each item's last status; it may arrive before the per-message webhooks.
+    for item in report.messages:
+        if item.status in STATUS_RANK and Message.objects.filter(message_uuid=item.message_uuid).exists():
+            apply_status(StatusUpdate(message_uuid=item.message_uuid, status=item.status, timestamp=report.timestamp,
+                                      to_address="", channel_type=item.channel_type), now=now)
+    return Applied(f"final report {report.status}", escalation.pk)
+
+
+def apply_inbound(reply: InboundReply, *, now: datetime) -> Applied:
+    """A reply from a person paged by an active escalation acknowledges it."""
+    people = Channel.objects.filter(type=reply.channel_type, address=reply.from_address).values("person_id")
+    pages = (
+        Page.objects.filter(escalation__state=EscalationState.ACTIVE)
+        .filter(Q(person_id__in=people)
+                | Q(messages__to_address=reply.from_address, messages__channel_type=reply.channel_type))
+        .select_related("escalation").order_by("escalation_id", "-round").distinct()
+    )
+    label = ChannelType(reply.channel_type).label if reply.channel_type in ChannelType.values else reply.channel_type
+    acknowledged = []
+    for page in pages:
+        if page.escalation_id in acknowledged:
+            continue
+        quote = reply.text[:80]
+        record_event(page.escalation, EventKind.REPLIED,
+                     f"{page.person_name} replied on {label} {reply.from_address}: \u201c{quote}\u201d",
+                     at=now, page=page)
+        if escalation_acknowledge(escalation=page.escalation, person_index=page.index, by_name=page.person_name,
+                                  how=f"replied on {label} {reply.from_address}", now=now):
+            acknowledged.append(page.escalation_id)
+    if not acknowledged:
+        return Applied("reply kept: no active escalation paged this sender")
+    return Applied("reply: acknowledged " + ", ".join(f"#{i}" for i in acknowledged), acknowledged[0])
+
+
+def replay_unmatched_dispatch(dispatch_uuid: str, *, now: datetime) -> int:
+    """Apply the stored webhooks of a workflow that arrived before its dispatch_uuid was recorded.
+
+    Vonage may post the first status before our outcome transaction for the 202 has committed; those
+    events were stored as "unknown" and are applied again here, once. Returns how many were replayed.
+    """
+    from escalation.models import WebhookEvent  # noqa: PLC0415
+    from escalation.services.webhooks import webhook_reapply  # noqa: PLC0415  (the service imports this module)
+
+    unmatched = WebhookEvent.objects.filter(message=None, escalation=None).filter(
+        Q(body___links__dispatch__dispatch_uuid=dispatch_uuid)
+        | Q(body___links__workflow__dispatch_uuid=dispatch_uuid)
+        | Q(body__dispatch_uuid=dispatch_uuid)
+    ).order_by("id")
+    count = 0
+    for event in unmatched:
+        webhook_reapply(event, now=now)
+        count += 1
+    return count

@@ -1,0 +1,18 @@
+from datetime import datetime
+
+from escalation.models import Escalation, Event, Message, Page
+
+
+def record_event(
+    escalation: Escalation | int,
+    kind: str,
+    text: str,
+    *,
+    at: datetime,
+    page: Page | None = None,
+    message: Message | None = None,
+) -> Event:
+    escalation_id = escalation if isinstance(escalation, int) else escalation.pk
+    return Event.objects.create(
+        escalation_id=escalation_id, kind=kind, text=text[:500], at=at, page=page, message=message
+    )

@@ -1,0 +1,194 @@
+"""Firing, cancelling and acknowledging escalations: the services the admin, webhooks, CLI and
+integrations all call."""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from escalation.engine.events import record_event
+from escalation.engine.plan import person_window_seconds, personal_text, text_limit
+from escalation.models import (
+    MIN_CHANNELS_PER_PERSON,
+    Channel,
+    ChannelType,
+    Escalation,
+    EscalationState,
+    EventKind,
+    Page,
+    PageState,
+    Person,
+    Roster,
+    Sender,
+)
+
+
+class FireRefused(ValidationError):
+    """Firing was refused before anything was created; the message says why, naming the person."""
+
+
+def _build_plan(roster: Roster, message: str) -> dict:
+    senders = dict(Sender.objects.values_list("channel_type", "sender_id"))
+    members = [m for m in roster.ordered_members() if m.person.is_active]
+    if not members:
+        raise FireRefused(f"Roster {roster.name} has no active people to page.")
+    channels_by_person: dict[int, list] = {m.person_id: [] for m in members}
+    for channel in (
+        Channel.objects.filter(person_id__in=channels_by_person)
+        .order_by("position", "id")
+    ):
+        channels_by_person[channel.person_id].append(channel)
+    problems = []
+    people = []
+    for member in members:
+        person = member.person
+        channels = channels_by_person[person.pk]
+        if len(channels) < MIN_CHANNELS_PER_PERSON:
+            problems.append(
+                f"{person.name} has {len(channels)} channel(s); at least {MIN_CHANNELS_PER_PERSON} are needed."
+            )
+            continue
+        text = personal_text(person.name, message)
+        for number, channel in enumerate(channels, start=1):
+            label = ChannelType(channel.type).label
+            if channel.type not in senders:
+                problems.append(f"No sender is configured for {label} (needed for {person.name}'s channel {number}).")
+            if len(text) > text_limit(channel.type):
+                problems.append(
+                    f"The message is {len(text)} characters for {person.name}'s {label} (channel {number}); "
+                    f"{label} allows {text_limit(channel.type)}."
+                )
+        people.append({
+            "person_id": person.pk,
+            "name": person.name,
+            "channels": [
+                {"type": c.type, "address": c.address, "expiry_time": c.expiry_time,
+                 "condition": c.condition, "sender": senders.get(c.type, "")}
+                for c in channels
+            ],
+        })
+    if problems:
+        raise FireRefused(list(dict.fromkeys(problems)))
+    return {"rounds": roster.rounds, "people": people}
+
+
+def fire_preview(*, roster: Roster, message: str) -> list[dict]:
+    """Who would be paged, in which order, on which channels, and how long each step waits.
+
+    Raises FireRefused exactly as escalation_fire would.
+    """
+    plan = _build_plan(roster, message)
+    return [
+        {
+            "name": person["name"],
+            "wait_seconds": person_window_seconds(person),
+            "channels": [
+                {**channel, "type_label": ChannelType(channel["type"]).label,
+                 "text_limit": text_limit(channel["type"])}
+                for channel in person["channels"]
+            ],
+        }
+        for person in plan["people"]
+    ]
+
+
+def escalation_fire(
+    *,
+    roster: Roster,
+    message: str,
+    fired_by=None,
+    fired_by_name: str = "",
+    integration=None,
+    dedup_key: str = "",
+    now: datetime | None = None,
+) -> Escalation:
+    """Freeze the roster's plan and start escalating: the worker sends the first page at once."""
+    now = now or timezone.now()
+    message = message.strip()
+    if not message:
+        raise FireRefused("The message is empty.")
+    plan = _build_plan(roster, message)
+    with transaction.atomic():
+        escalation = Escalation.objects.create(
+            roster=roster,
+            roster_name=roster.name,
+            message=message,
+            api=settings.ESCALATION_API,
+            plan=plan,
+            fired_by=fired_by,
+            fired_by_name=fired_by_name or (fired_by.get_username() if fired_by else ""),
+            created_at=now,
+            next_action_at=now,
+            integration=integration,
+            dedup_key=dedup_key,
+        )
+        names = ", ".join(p["name"] for p in plan["people"])
+        record_event(escalation, EventKind.FIRED,
+                     f"Fired by {escalation.fired_by_name or 'unknown'}: {names}; "
+                     f"{plan['rounds']} round(s), via {escalation.get_api_display()}.", at=now)
+    return escalation
+
+
+def _end(escalation_id: int, state: str, *, now: datetime, outcome: str, **fields) -> bool:
+    """Compare-and-set an active escalation into a final state; False if it had already ended."""
+    with transaction.atomic():
+        ended = Escalation.objects.filter(pk=escalation_id, state=EscalationState.ACTIVE).update(
+            state=state, ended_at=now, next_action_at=None, outcome=outcome[:300], **fields
+        )
+        if ended:
+            Page.objects.filter(escalation_id=escalation_id, state=PageState.ACTIVE).update(
+                state=PageState.STOPPED, ended_at=now, outcome=outcome[:300]
+            )
+    return bool(ended)
+
+
+def escalation_acknowledge(
+    *,
+    escalation: Escalation | int,
+    person_index: int | None,
+    by_name: str,
+    how: str,
+    now: datetime | None = None,
+) -> bool:
+    """Someone was reached: stop paging anyone for this escalation, for good.
+
+    `person_index` is the reached person's position in the plan (None for an acknowledgement by someone
+    outside it). Returns False when the escalation had already ended.
+    """
+    now = now or timezone.now()
+    escalation = escalation if isinstance(escalation, Escalation) else Escalation.objects.get(pk=escalation)
+    person_id = None
+    if person_index is not None:
+        person_id = escalation.plan["people"][person_index]["person_id"]
+    with transaction.atomic():
+        reached_page = None
+        if person_index is not None:
+            reached_page = (Page.objects.filter(escalation=escalation, index=person_index)
+                            .order_by("-round").first())
+        ended = _end(
+            escalation.pk, EscalationState.ACKNOWLEDGED, now=now, outcome=f"{by_name}: {how}",
+            acknowledged_by_id=person_id if Person.objects.filter(pk=person_id).exists() else None,
+            acknowledged_by_name=by_name,
+        )
+        if not ended:
+            return False
+        if reached_page is not None:
+            Page.objects.filter(pk=reached_page.pk).update(state=PageState.REACHED, ended_at=now, outcome=how[:300])
+        record_event(escalation, EventKind.ACKNOWLEDGED, f"Acknowledged: {by_name} {how}.", at=now, page=reached_page)
+    return True
+
+
+def escalation_cancel(
+    *, escalation: Escalation | int, by_name: str, reason: str = "", now: datetime | None = None
+) -> bool:
+    """Stop an active escalation like an acknowledgement, but credit nobody. False if it had ended."""
+    now = now or timezone.now()
+    escalation_id = escalation if isinstance(escalation, int) else escalation.pk
+    why = f"cancelled by {by_name}" + (f": {reason}" if reason else "")
+    with transaction.atomic():
+        if not _end(escalation_id, EscalationState.CANCELLED, now=now, outcome=why):
+            return False
+        record_event(escalation_id, EventKind.CANCELLED, why[0].upper() + why[1:] + ".", at=now)
+    return True
