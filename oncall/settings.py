@@ -5,6 +5,8 @@ The defaults are the embedded ones a newcomer gets: SQLite in the project folder
 Vonage emulator. Production sets DATABASE_URL to PostgreSQL and DEBUG off.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -71,6 +73,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # A file, not Django's in-memory default, so the end-to-end tests' server threads, worker threads and
+    # worker processes all see one database. Per process, so concurrent test runs never share it.
+    _default_test_db = Path(tempfile.gettempdir()) / f"oncall-test-{os.getpid()}.sqlite3"
+    DATABASES["default"]["TEST"] = {"NAME": env.str("SQLITE_TEST_NAME", default=str(_default_test_db))}
 else:
     # Reuse connections across requests, but check them first so a restarted PostgreSQL is survived.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)

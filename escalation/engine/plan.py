@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from escalation.models import TEXT_LIMITS, ChannelType, Escalation
+from escalation.vonage.bodies import dispatch_text
 
 
 def plan_people(escalation: Escalation) -> list[dict]:
@@ -23,8 +24,8 @@ def person_deadline(person: dict, start: datetime) -> datetime:
 
 
 def personal_text(name: str, text: str) -> str:
-    """The text as each person receives it; the seed puts the recipient's name in the message."""
-    return f"{name}: {text}"
+    """The text as each person receives it, on either API (the Dispatch body's own wording)."""
+    return dispatch_text(person_name=name, text=text)
 
 
 def text_limit(channel_type: str) -> int:
