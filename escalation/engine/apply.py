@@ -26,8 +26,10 @@ from escalation.models import (
     MessageStatus,
     Page,
     PageState,
+    WebhookEvent,
 )
 from escalation.services.escalations import escalation_acknowledge
+from escalation.webhooks.parse import parse_webhook
 from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
 
 STATUS_TIME_FIELD = {
@@ -181,11 +183,8 @@ def replay_unmatched_dispatch(dispatch_uuid: str, *, now: datetime) -> int:
     """Apply the stored webhooks of a workflow that arrived before its dispatch_uuid was recorded.
 
     Vonage may post the first status before our outcome transaction for the 202 has committed; those
-    events were stored as "unknown" and are applied again here, once. Returns how many were replayed.
+    events were stored as "unknown" and are applied again here. Returns how many were replayed.
     """
-    from escalation.models import WebhookEvent  # noqa: PLC0415
-    from escalation.services.webhooks import webhook_reapply  # noqa: PLC0415  (the service imports this module)
-
     unmatched = WebhookEvent.objects.filter(message=None, escalation=None).filter(
         Q(body___links__dispatch__dispatch_uuid=dispatch_uuid)
         | Q(body___links__workflow__dispatch_uuid=dispatch_uuid)
@@ -193,6 +192,11 @@ def replay_unmatched_dispatch(dispatch_uuid: str, *, now: datetime) -> int:
     ).order_by("id")
     count = 0
     for event in unmatched:
-        webhook_reapply(event, now=now)
+        webhook = parse_webhook(event.body, kind_hint="status")
+        applied = apply_final_report(webhook, now=now) if isinstance(webhook, FinalReport) else apply_status(
+            webhook, now=now)
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            result=f"{applied.result} (applied late)"[:300], escalation_id=applied.escalation_id,
+            message_id=applied.message_id)
         count += 1
     return count
