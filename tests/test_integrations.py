@@ -115,20 +115,20 @@ def test_it_fires_notes_repeats_cancels_on_resolve_and_fires_again(format, firin
     assert second.dedup_key == first.dedup_key
 
 
-def test_a_cancelled_alert_pages_nobody_else(quiet_emulator):
+def test_a_cancelled_alert_pages_nobody_else(emulator):
     integration = make_integration()
     post(integration, payload("alertmanager_firing.json"))
     [escalation] = escalations()
     run_due()
     assert Page.objects.filter(escalation=escalation).count() == 1
-    sent_before = len(quiet_emulator.api_requests())
+    sent_before = len(emulator.requests())
 
     post(integration, payload("alertmanager_resolved.json"))
     run_due()
     escalation.refresh_from_db()
     assert escalation.state == EscalationState.CANCELLED
     assert Page.objects.filter(escalation=escalation).count() == 1
-    assert len(quiet_emulator.api_requests()) == sent_before
+    assert len(emulator.requests()) == sent_before
 
 
 def test_the_alertmanager_message_says_what_is_wrong_and_links_back():
@@ -444,3 +444,58 @@ def test_concurrent_deliveries_of_one_alert_fire_once():
     assert statuses == [200] * deliveries
     [escalation] = escalations()
     assert len(notes(escalation)) == deliveries - 1
+
+
+# --- Admin ---
+
+def test_the_admin_shows_the_url_and_how_to_set_it_up(admin_client):
+    integration = make_integration()
+    page = admin_client.get(f"/admin/escalation/integration/{integration.pk}/change/").content.decode()
+    url = f"https://oncall.example.com/integrations/{integration.token}/"
+    assert url in page
+    assert "webhook_configs:" in page
+    assert f"/admin/escalation/integration/{integration.pk}/rotate-token/" in page
+
+
+def test_the_token_is_generated_never_typed(admin_client):
+    roster = make_roster(TONY, MICHAEL)
+    response = admin_client.post("/admin/escalation/integration/add/", {
+        "name": "grafana", "roster": roster.pk, "format": "grafana", "is_enabled": "on", "token": "chosen-token",
+    })
+    assert response.status_code == 302
+    integration = Integration.objects.get(name="grafana")
+    assert integration.token != "chosen-token"
+    assert len(integration.token) >= 40
+
+
+def test_rotating_in_the_admin_asks_first_then_shows_the_new_url(admin_client):
+    integration = make_integration()
+    old = integration.token
+    path = f"/admin/escalation/integration/{integration.pk}/rotate-token/"
+    asked = admin_client.get(path)
+    assert asked.status_code == 200
+    assert "stops working at once" in asked.content.decode()
+    integration.refresh_from_db()
+    assert integration.token == old
+
+    done = admin_client.post(path, {"confirm": "yes"}, follow=True)
+    integration.refresh_from_db()
+    assert integration.token != old
+    assert f"https://oncall.example.com/integrations/{integration.token}/" in done.content.decode()
+    assert post(old, payload("alertmanager_firing.json")).status_code == 404
+
+
+def test_the_rotate_action_rotates_the_selected_integrations(admin_client):
+    first = make_integration()
+    second = Integration.objects.create(name="grafana", roster=first.roster, format=IntegrationFormat.GRAFANA)
+    old = {first.pk: first.token, second.pk: second.token}
+    selected = {"action": "rotate_tokens", "_selected_action": [first.pk, second.pk]}
+    asked = admin_client.post("/admin/escalation/integration/", selected)
+    assert asked.status_code == 200
+    assert "Yes, rotate" in asked.content.decode()
+    assert dict(Integration.objects.values_list("pk", "token")) == old
+
+    done = admin_client.post("/admin/escalation/integration/", {**selected, "confirm": "yes"})
+    assert done.status_code == 302
+    now = dict(Integration.objects.values_list("pk", "token"))
+    assert now[first.pk] != old[first.pk] and now[second.pk] != old[second.pk]
