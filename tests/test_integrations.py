@@ -448,9 +448,13 @@ def test_concurrent_deliveries_of_one_alert_fire_once():
 
 # --- Admin ---
 
-def test_the_admin_shows_the_url_and_how_to_set_it_up(admin_client):
+def test_the_admin_shows_the_url_how_to_set_it_up_and_what_it_fired(admin_client):
     integration = make_integration()
+    post(integration, payload("alertmanager_firing.json"))
+    [escalation] = escalations()
     page = admin_client.get(f"/admin/escalation/integration/{integration.pk}/change/").content.decode()
+    assert f'<a href="/admin/escalation/escalation/{escalation.pk}/change/">#{escalation.pk}</a>' in page
+    assert "active: {}/{severity=&quot;critical&quot;}:{alertname=&quot;InstanceDown&quot;}" in page
     url = f"https://oncall.example.com/integrations/{integration.token}/"
     assert url in page
     assert "webhook_configs:" in page

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 
 from escalation.models import Escalation, Integration, IntegrationFormat
 from escalation.services.integrations import alert_digest, integration_rotate_token
@@ -83,8 +84,9 @@ class IntegrationAdmin(admin.ModelAdmin):
         return format_html(
             "<ul>{}</ul>",
             format_html_join(
-                "", '<li><a href="{}">#{}</a> {:%Y-%m-%d %H:%M} {}: {}</li>',
-                ((_escalation_url(e), e.pk, e.created_at, e.state, e.dedup_key) for e in recent),
+                "", '<li><a href="{}">#{}</a> {} {}: {}</li>',
+                ((_escalation_url(e), e.pk, localtime(e.created_at).strftime("%Y-%m-%d %H:%M"), e.state, e.dedup_key)
+                 for e in recent),
             ),
         )
 
