@@ -10,6 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+pytest_plugins = ["tests.emulator_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def vonage_keys(tmp_path_factory) -> dict:

@@ -1,0 +1,74 @@
+"""The one HTTP seam between the app and Vonage: timeouts, authentication and error classification.
+
+It makes exactly ONE attempt per call. Bounded retries belong to the engine, which records each attempt
+on its own row and reschedules transient failures with backoff; retrying here as well would multiply the
+attempts and hold a worker thread asleep.
+"""
+
+import logging
+import time
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from escalation.vonage.auth import application_token
+from escalation.vonage.errors import VonageError, error_from_response
+
+logger = logging.getLogger(__name__)
+
+# Errors of our own configuration (a malformed VONAGE_API_URL): no retry can fix them.
+_CONFIGURATION_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+)
+
+
+class VonageHttp:
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        # urllib3's pool is thread-safe; pool_maxsize bounds the keep-alive connections the worker's
+        # threads share. No urllib3 retries: see the module docstring.
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=16, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def post(self, path: str, body: dict) -> dict:
+        """POST `body` as JSON to VONAGE_API_URL + path; return the 2xx JSON answer or raise VonageError."""
+        token = application_token(
+            application_id=settings.VONAGE_APPLICATION_ID, key_path=settings.VONAGE_PRIVATE_KEY_PATH
+        )
+        url = settings.VONAGE_API_URL + path
+        started = time.monotonic()
+        try:
+            response = self.session.post(
+                url,
+                json=body,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                timeout=(settings.VONAGE_CONNECT_TIMEOUT, settings.VONAGE_READ_TIMEOUT),
+            )
+        except _CONFIGURATION_ERRORS as e:
+            raise VonageError("Bad Vonage URL", permanent=True, detail=f"{url}: {e}") from e
+        except requests.Timeout as e:
+            # Vonage may have accepted a request whose answer timed out; a retry can then page twice,
+            # which beats not paging at all.
+            raise VonageError("No answer in time", permanent=False, detail=f"POST {url}: {e}") from e
+        except requests.RequestException as e:
+            raise VonageError("Could not reach Vonage", permanent=False, detail=f"POST {url}: {e}") from e
+        elapsed_ms = (time.monotonic() - started) * 1000
+        logger.debug("POST %s -> %s in %.0f ms", path, response.status_code, elapsed_ms)
+        if not 200 <= response.status_code < 300:
+            raise error_from_response(response)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            # Accepted, so the message is on its way: a retry would page twice. Permanent lets the engine
+            # move on instead of stalling on an answer it cannot read.
+            raise VonageError(
+                "Unreadable answer", permanent=True, status=response.status_code, detail=response.text[:200]
+            )
+        return answer

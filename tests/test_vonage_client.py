@@ -1,0 +1,200 @@
+"""The Vonage client's HTTP seam, over real HTTP to the emulator on loopback."""
+
+import shutil
+import time
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from escalation.vonage import VonageClient, VonageError, get_client
+from escalation.vonage.auth import TOKEN_REUSE_SECONDS, application_token
+from escalation.vonage.errors import error_from_response
+from tests.conftest import TEST_APPLICATION_ID
+
+WHATSAPP = {"type": "whatsapp", "address": "447700900001", "expiry_time": 60, "condition": "read",
+            "sender": "447700900000"}
+SMS = {"type": "sms", "address": "447700900002", "expiry_time": 60, "condition": "delivered", "sender": "ACME"}
+
+
+def send_dispatch() -> str:
+    return get_client().dispatch_failover(person_name="Ann", channels=[WHATSAPP, SMS], text="db down")
+
+
+def test_it_starts_a_dispatch_workflow(emulator):
+    dispatch_uuid = send_dispatch()
+
+    [record] = emulator.requests()
+    assert record["path"] == "/v0.1/dispatch"
+    assert record["status"] == 202
+    assert record["response"] == {"dispatch_uuid": dispatch_uuid}
+    assert record["body"]["workflow"][0]["to"] == {"type": "whatsapp", "number": "447700900001"}
+
+
+def test_it_sends_a_v1_message(emulator):
+    viber = {**WHATSAPP, "type": "viber_service_msg", "sender": "acme-viber"}
+
+    message_uuid = get_client().send_message(channel=viber, text="db down", client_ref="ref-1")
+
+    [record] = emulator.requests()
+    assert (record["path"], record["status"]) == ("/v1/messages", 202)
+    assert record["response"] == {"message_uuid": message_uuid}
+    assert record["body"] == {"message_type": "text", "text": "db down", "to": "447700900001",
+                              "from": "acme-viber", "channel": "viber_service", "client_ref": "ref-1"}
+
+
+def test_its_jwt_has_vonages_claims_and_no_nbf(emulator):
+    send_dispatch()
+
+    claims = emulator.requests()[0]["auth"]
+    assert set(claims) == {"application_id", "iat", "jti", "exp"}
+    assert claims["application_id"] == TEST_APPLICATION_ID
+    assert claims["exp"] - claims["iat"] == 15 * 60
+
+
+def test_it_reuses_a_token_for_a_minute(vonage_keys, tmp_path):
+    # A key path of its own, so no token cached by another test is involved.
+    key_path = str(tmp_path / "private.key")
+    shutil.copy(vonage_keys["private_path"], key_path)
+    now = time.time()
+
+    first = application_token(application_id="app", key_path=key_path, now=now)
+    again = application_token(application_id="app", key_path=key_path, now=now + TOKEN_REUSE_SECONDS - 1)
+    later = application_token(application_id="app", key_path=key_path, now=now + TOKEN_REUSE_SECONDS)
+
+    assert again == first
+    assert later != first
+    assert jwt.decode(later, options={"verify_signature": False})["iat"] == int(now + TOKEN_REUSE_SECONDS)
+
+
+def test_a_burst_of_sends_signs_one_token(emulator):
+    for _ in range(5):
+        send_dispatch()
+
+    jtis = {r["auth"]["jti"] for r in emulator.requests()}
+    assert len(jtis) <= 2  # two only if the burst straddles a token refresh
+
+
+def test_a_wrong_key_is_a_permanent_401(emulator, settings, tmp_path):
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_path = tmp_path / "other.key"
+    key_path.write_bytes(other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()))
+    settings.VONAGE_PRIVATE_KEY_PATH = str(key_path)
+
+    with pytest.raises(VonageError) as raised:
+        send_dispatch()
+
+    assert raised.value.permanent
+    assert raised.value.status == 401
+    assert raised.value.title == "You did not provide correct credentials."
+    assert "Signature" in emulator.requests()[0]["auth"]["error"]
+
+
+@pytest.mark.parametrize("mode, status", [("429", 429), ("500", 500)])
+def test_throttling_and_server_errors_are_transient(emulator, mode, status):
+    emulator.fault(mode)
+
+    with pytest.raises(VonageError) as raised:
+        send_dispatch()
+
+    assert not raised.value.permanent
+    assert raised.value.status == status
+    assert send_dispatch()  # the fault was for one request only
+
+
+def test_no_answer_in_time_is_transient(emulator, settings):
+    settings.VONAGE_READ_TIMEOUT = 0.2
+    emulator.configure(hang_seconds=2)
+    emulator.fault("hang")
+
+    with pytest.raises(VonageError) as raised:
+        send_dispatch()
+
+    assert not raised.value.permanent
+    assert raised.value.status is None
+    assert raised.value.title == "No answer in time"
+
+
+def test_an_unreachable_vonage_is_transient(settings):
+    # conftest points VONAGE_API_URL at the discard port, where nothing listens.
+    with pytest.raises(VonageError) as raised:
+        send_dispatch()
+
+    assert not raised.value.permanent
+    assert raised.value.title == "Could not reach Vonage"
+
+
+def test_a_422_keeps_vonages_invalid_parameters(emulator):
+    bad = {**SMS, "address": "+44 7700 900002"}
+
+    with pytest.raises(VonageError) as raised:
+        get_client().send_message(channel=bad, text="db down", client_ref="ref-1")
+
+    error = raised.value
+    assert error.permanent
+    assert (error.status, error.title) == (422, "Invalid params")
+    assert error.detail == "The value of one or more parameters is invalid."
+    assert error.invalid_parameters == [{"name": "to", "reason": "must be E.164 digits without '+'"}]
+    assert str(error) == ("Vonage 422: Invalid params - The value of one or more parameters is invalid. "
+                          "[to: must be E.164 digits without '+'] (permanent)")
+
+
+@pytest.mark.parametrize("mode", ["401", "422", "low_balance"])
+def test_refusals_are_permanent(emulator, mode):
+    emulator.fault(mode)
+
+    with pytest.raises(VonageError) as raised:
+        send_dispatch()
+
+    assert raised.value.permanent
+
+
+def test_low_balance_is_permanent_whatever_its_status():
+    response = requests.Response()
+    response.status_code = 503
+    response._content = b'{"type":"https://developer.nexmo.com/api-errors/#low-balance","title":"Low balance"}'
+
+    assert error_from_response(response).permanent
+
+
+def test_a_proxy_error_page_is_transient_and_readable():
+    response = requests.Response()
+    response.status_code = 502
+    response.reason = "Bad Gateway"
+    response._content = b"<html><body>upstream went away</body></html>"
+
+    error = error_from_response(response)
+
+    assert not error.permanent
+    assert str(error) == "Vonage 502: Bad Gateway - <html><body>upstream went away</body></html> (transient)"
+
+
+def test_a_missing_key_is_permanent(settings, tmp_path):
+    settings.VONAGE_PRIVATE_KEY_PATH = str(tmp_path / "absent.key")
+
+    with pytest.raises(VonageError) as raised:
+        send_dispatch()
+
+    assert raised.value.permanent
+    assert raised.value.title == "Private key unreadable"
+
+
+def test_a_broken_key_file_never_reaches_the_error(settings, tmp_path):
+    key_path = tmp_path / "broken.key"
+    key_path.write_text("-----BEGIN PRIVATE KEY-----\nTOP-SECRET-MATERIAL\n-----END PRIVATE KEY-----\n")
+    settings.VONAGE_PRIVATE_KEY_PATH = str(key_path)
+
+    with pytest.raises(VonageError) as raised:
+        send_dispatch()
+
+    assert raised.value.permanent
+    assert "TOP-SECRET" not in str(raised.value)
+    assert raised.value.__suppress_context__  # no chained exception can print the file's content either
+
+
+def test_one_client_per_process():
+    assert get_client() is get_client()
+    assert isinstance(get_client(), VonageClient)
