@@ -1,0 +1,255 @@
+"""The delivery history: escalations as a list and as a timeline page, and every webhook Vonage sent.
+
+Nothing here edits run data: escalations change only through the engine's services (fire, cancel,
+acknowledge, see `escalation.admin.fire`). Every page costs a fixed number of queries however long the
+history is: names are read from the columns frozen at fire time (no joins per row), and an escalation's
+page fetches its pages, messages and events in one query each, with the event log capped.
+"""
+
+from datetime import timedelta
+
+from django.contrib import admin
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+
+from escalation.admin import fire
+from escalation.models import (
+    Escalation,
+    EscalationState,
+    Event,
+    EventKind,
+    Message,
+    Page,
+    Person,
+    WebhookEvent,
+    WebhookKind,
+)
+from escalation.timeline import MARK_KINDS, build_timeline, channel_label, format_duration, format_offset
+
+# The log in words shows the latest events; a runaway escalation (a flood of webhooks) stays readable and fast.
+EVENT_LOG_LIMIT = 500
+# Marks on the picture; more than this on one escalation would be unreadable anyway.
+MARK_LIMIT = 1000
+# An active escalation's page reloads itself this often (seconds): no JavaScript needed.
+REFRESH_SECONDS = 3
+
+GOOD_KINDS = {EventKind.DELIVERED, EventKind.READ, EventKind.REPLIED, EventKind.ACKNOWLEDGED}
+BAD_KINDS = {EventKind.REJECTED, EventKind.UNDELIVERABLE, EventKind.SEND_FAILED, EventKind.EXHAUSTED}
+
+
+def time_to_ack(escalation: Escalation) -> timedelta | None:
+    if escalation.state != EscalationState.ACKNOWLEDGED or escalation.ended_at is None:
+        return None
+    return escalation.ended_at - escalation.created_at
+
+
+class PersonPagedFilter(admin.SimpleListFilter):
+    """Escalations that paged one person: the link from a person's page lands here."""
+
+    title = "person paged"
+    parameter_name = "person"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(pk), name) for pk, name in Person.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value or not value.isdigit():
+            return queryset
+        # Exists rather than a join: a person paged in several rounds still lists the escalation once.
+        return queryset.filter(Exists(Page.objects.filter(escalation=OuterRef("pk"), person_id=int(value))))
+
+
+@admin.register(Escalation)
+class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
+    # Methods, not the foreign keys of the same name: a foreign key column would cost a query per row.
+    list_display = ["number", "state_badge", "roster_display", "fired_by_display", "when", "acknowledged_by_display",
+                    "time_to_ack_display"]
+    list_filter = ["state", ("roster", admin.RelatedOnlyFieldListFilter), PersonPagedFilter]
+    date_hierarchy = "created_at"
+    search_fields = ["roster_name", "message", "fired_by_name", "acknowledged_by_name", "outcome"]
+    # Every column is a frozen name on the escalation's own row, so the list needs no joins.
+    list_select_related = []
+    list_per_page = 50
+    # Skip the unfiltered COUNT(*) on a large table; the paginator already counts the filtered rows.
+    show_full_result_count = False
+    actions = [fire.cancel_escalations, fire.acknowledge_escalations]
+    readonly_fields = ["state_badge", "roster_link", "message", "api", "fired_by_name", "created_at", "ended_at",
+                       "acknowledged_by_name", "time_to_ack_display", "outcome", "plan_summary", "webhooks_link"]
+    # The timeline and the log come first (see the change_form template); the record's fields fold away.
+    fieldsets = [("Details", {"classes": ["collapse"], "fields": readonly_fields})]
+
+    @admin.display(description="escalation", ordering="-id")
+    def number(self, obj: Escalation) -> str:
+        return f"#{obj.pk}"
+
+    @admin.display(description="roster", ordering="roster_name")
+    def roster_display(self, obj: Escalation) -> str:
+        return obj.roster_name
+
+    @admin.display(description="fired by", ordering="fired_by_name")
+    def fired_by_display(self, obj: Escalation) -> str:
+        return obj.fired_by_name or "—"
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, obj: Escalation) -> str:
+        return date_format(timezone.localtime(obj.created_at), "Y-m-d H:i:s")
+
+    @admin.display(description="acknowledged by", ordering="acknowledged_by_name")
+    def acknowledged_by_display(self, obj: Escalation) -> str:
+        return obj.acknowledged_by_name or "—"
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj: Escalation) -> str:
+        return format_html('<span class="esc-state esc-state-{}">{}</span>', obj.state, obj.get_state_display())
+
+    @admin.display(description="took", ordering=F("ended_at") - F("created_at"))
+    def time_to_ack_display(self, obj: Escalation) -> str:
+        return format_duration(time_to_ack(obj)) or "—"
+
+    @admin.display(description="roster")
+    def roster_link(self, obj: Escalation) -> str:
+        if obj.roster_id is None:
+            return f"{obj.roster_name} (deleted)"
+        url = reverse("admin:escalation_roster_change", args=[obj.roster_id])
+        return format_html('<a href="{}">{}</a>', url, obj.roster_name)
+
+    @admin.display(description="plan (frozen at fire time)")
+    def plan_summary(self, obj: Escalation) -> str:
+        plan = obj.plan or {}
+        people = format_html_join(
+            "", "<li>{}: {}</li>",
+            ((p.get("name", "?"), ", ".join(
+                f"{channel_label(c.get('type', ''), c.get('address', ''))} "
+                f"({c.get('condition', '')} within {format_duration(timedelta(seconds=c.get('expiry_time', 0)))})"
+                for c in p.get("channels", [])))
+             for p in plan.get("people", [])),
+        )
+        return format_html("<ol class=\"esc-plan\">{}</ol>{} round(s)", people, plan.get("rounds", 1))
+
+    @admin.display(description="webhooks")
+    def webhooks_link(self, obj: Escalation) -> str:
+        url = reverse("admin:escalation_webhookevent_changelist") + f"?escalation__id__exact={obj.pk}"
+        return format_html('<a href="{}">Raw webhooks tied to this escalation</a>', url)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Escalation | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Escalation | None = None) -> bool:
+        # The history is the record of who was woken and when; it is not edited after the fact.
+        return False
+
+    def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False,
+                           form_url: str = "", obj: Escalation | None = None):
+        if obj is not None:
+            context.update(history_context(obj, now=timezone.now()))
+            context["can_fire"] = self.has_fire_permission(request)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+
+def history_context(escalation: Escalation, *, now) -> dict:
+    """The timeline picture and the log in words for one escalation: five queries, whatever its size."""
+    pages = list(Page.objects.filter(escalation=escalation).order_by("round", "index", "id"))
+    messages = list(Message.objects.filter(page__escalation=escalation).order_by("page_id", "channel_index", "id"))
+    events = Event.objects.filter(escalation=escalation)
+    marks = list(events.filter(kind__in=MARK_KINDS).order_by("at", "id")[:MARK_LIMIT])
+    total = events.count()
+    log = list(events.order_by("-at", "-id")[:EVENT_LOG_LIMIT])
+    log.reverse()
+
+    names = {page.id: page.person_name for page in pages}
+    channels = {m.id: channel_label(m.channel_type, m.to_address) for m in messages}
+    rows = [
+        {
+            "at": event.at,
+            "offset": format_offset((event.at - escalation.created_at).total_seconds()),
+            "kind": event.get_kind_display(),
+            "tone": "good" if event.kind in GOOD_KINDS else "bad" if event.kind in BAD_KINDS else "",
+            "person": names.get(event.page_id, ""),
+            "channel": channels.get(event.message_id, ""),
+            "text": event.text,
+        }
+        for event in log
+    ]
+    return {
+        "timeline": build_timeline(escalation=escalation, pages=pages, messages=messages, events=marks, now=now),
+        "event_log": rows,
+        "event_total": total,
+        "event_log_truncated": total > len(rows),
+        "refresh_seconds": REFRESH_SECONDS if escalation.state == EscalationState.ACTIVE else None,
+        "time_to_ack": format_duration(time_to_ack(escalation)),
+    }
+
+
+def webhook_summary(body: object) -> str:
+    """Who sent what, from either the v0.1 or the v1 shape; empty when the body is neither."""
+    if not isinstance(body, dict):
+        return ""
+    sender = body.get("from")
+    if isinstance(sender, dict):
+        sender = sender.get("number") or sender.get("id") or ""
+    text = body.get("text")
+    message = body.get("message")
+    if text is None and isinstance(message, dict):
+        content = message.get("content")
+        text = content.get("text") if isinstance(content, dict) else None
+    status = body.get("status")
+    parts = [str(p) for p in (status, sender and f"from {sender}", text and f"\u201c{str(text)[:80]}\u201d") if p]
+    return " ".join(parts)
+
+
+class TiedFilter(admin.SimpleListFilter):
+    title = "tied to an escalation"
+    parameter_name = "tied"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "yes"), ("no", "no: kept and shown only")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(escalation__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(escalation__isnull=True)
+        return queryset
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    """Every webhook as Vonage sent it, including replies nobody was waiting for."""
+
+    list_display = ["received_at", "kind", "summary", "result", "escalation_link"]
+    list_filter = ["kind", TiedFilter]
+    date_hierarchy = "received_at"
+    search_fields = ["result", "dedup_key"]
+    list_select_related = []
+    list_per_page = 100
+    show_full_result_count = False
+    fields = ["received_at", "kind", "summary", "result", "escalation_link", "message", "dedup_key", "body"]
+    readonly_fields = fields
+
+    @admin.display(description="what")
+    def summary(self, obj: WebhookEvent) -> str:
+        return webhook_summary(obj.body)
+
+    @admin.display(description="escalation", ordering="escalation_id")
+    def escalation_link(self, obj: WebhookEvent) -> str:
+        if obj.escalation_id is None:
+            return "—" if obj.kind != WebhookKind.INBOUND else "not tied: kept"
+        url = reverse("admin:escalation_escalation_change", args=[obj.escalation_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.escalation_id)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: WebhookEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: WebhookEvent | None = None) -> bool:
+        return False
