@@ -272,7 +272,7 @@ def _lane(*, page: Page, y: float, planned: list[dict], messages: list[Message],
     lane = Lane(
         y=y, height=height, name=page.person_name, subtitle=subtitle, state=page.state,
         title=f"{page.person_name}: {state_label}" + (f" ({page.outcome})" if page.outcome else ""),
-        span=Bar(x(page.started_at), header_y - 1.5, max(x(page_stop) - x(page.started_at), 2), page.state,
+        span=Bar(x(page.started_at), header_y - 1.5, max(round(x(page_stop) - x(page.started_at), 1), 2), page.state,
                  f"paged {rel(page.started_at)} until {rel(page_stop)}"),
     )
     if page.deadline <= end:
