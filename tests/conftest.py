@@ -42,7 +42,6 @@ def _vonage_settings(settings, vonage_keys):
     settings.VONAGE_API_URL = "http://127.0.0.1:9"  # discard port: a test that forgets the emulator fails fast
     settings.VONAGE_SIGNATURE_SECRET = ""
     settings.ESCALATION_API = "dispatch"
-    settings.SECURE_SSL_REDIRECT = False
 
 
 def on_postgres() -> bool:

@@ -9,7 +9,7 @@ the escalation's timer, and the worker does the sending.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 
 from escalation.engine.events import record_event
@@ -55,14 +55,21 @@ def meets_condition(status: str, condition: str) -> bool:
 def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
     if update.status not in STATUS_RANK or update.status in (MessageStatus.QUEUED, MessageStatus.FAILED):
         return Applied(f"ignored status {update.status!r}")
-    message = _find_message(update, now)
-    if message is None:
+    target = _find_target(update)
+    if target is None:
         return Applied("unknown message")
-    page = message.page
-    escalation_id = page.escalation_id
-    rank = STATUS_RANK[update.status]
+    escalation_id, message, page = target
     with transaction.atomic():
+        # Lock order, everywhere: the escalation row first, then its pages and messages.
         escalation = Escalation.objects.select_for_update().get(pk=escalation_id)
+        message = message or _dispatch_message(page, update, now)
+        if message is None:
+            return Applied("unknown message: its address is not in the person's plan", escalation_id)
+        if message.message_uuid is None and update.message_uuid:
+            # The status beat the 202's outcome record: learn the uuid from the webhook.
+            Message.objects.filter(pk=message.pk, message_uuid=None).update(message_uuid=update.message_uuid)
+        page = message.page
+        rank = STATUS_RANK[update.status]
         fields = {"status": update.status, "status_rank": rank}
         if update.status in STATUS_TIME_FIELD:
             fields[STATUS_TIME_FIELD[update.status]] = now
@@ -91,46 +98,44 @@ def _status_of(message_id: int) -> str:
     return Message.objects.values_list("status", flat=True).get(pk=message_id)
 
 
-def _find_message(update: StatusUpdate, now: datetime) -> Message | None:
+def _find_target(update: StatusUpdate) -> tuple[int, Message | None, Page | None] | None:
+    """Which escalation (and message, or Dispatch page) a status is about. Reads only: takes no locks."""
     lookup = Q(message_uuid=update.message_uuid) if update.message_uuid else Q(pk=None)
     if update.client_ref:
         lookup |= Q(client_ref=update.client_ref)
     message = Message.objects.select_related("page").filter(lookup).first()
     if message is not None:
-        if message.message_uuid is None and update.message_uuid:
-            # The status beat the 202's outcome record: learn the uuid from the webhook.
-            Message.objects.filter(pk=message.pk, message_uuid=None).update(message_uuid=update.message_uuid)
-        return message
+        return message.page.escalation_id, message, None
     if update.dispatch_uuid:
-        return _dispatch_message(update, now)
+        page = Page.objects.select_related("escalation").filter(dispatch_uuid=update.dispatch_uuid).first()
+        if page is not None:
+            return page.escalation_id, None, page
     return None
 
 
-def _dispatch_message(update: StatusUpdate, now: datetime) -> Message | None:
-    """The first status of a Dispatch item: create its Message by matching the `to` address in the plan."""
-    page = Page.objects.select_related("escalation").filter(dispatch_uuid=update.dispatch_uuid).first()
-    if page is None:
-        return None
+def _dispatch_message(page: Page, update: StatusUpdate, now: datetime) -> Message | None:
+    """The first status of a Dispatch item: create its Message by matching the `to` address in the plan.
+
+    Runs under the escalation's row lock, so two statuses of one item cannot both create it.
+    """
+    existing = Message.objects.select_related("page").filter(message_uuid=update.message_uuid).first()
+    if existing is not None:
+        return existing
     channels = plan_person(page.escalation, page.index)["channels"]
     candidates = [i for i, c in enumerate(channels)
                   if c["type"] == update.channel_type and c["address"] == update.to_address]
     if not candidates:
         return None
     taken = set(page.messages.values_list("channel_index", flat=True))
-    index = next((i for i in candidates if i not in taken), candidates[0])
-    channel = channels[index]
-    try:
-        with transaction.atomic():
-            return Message.objects.create(
-                page=page, channel_index=index, channel_type=channel["type"], to_address=channel["address"],
-                condition=channel["condition"], expiry_time=channel["expiry_time"], message_uuid=update.message_uuid,
-                created_at=now, sent_at=now, deadline=now + timedelta(seconds=int(channel["expiry_time"])),
-            )
-    except IntegrityError:
-        # Another webhook for the same item created it first.
-        return Message.objects.select_related("page").filter(
-            Q(message_uuid=update.message_uuid) | Q(page=page, channel_index=index)
-        ).first()
+    free = [i for i in candidates if i not in taken]
+    if not free:
+        return page.messages.select_related("page").get(channel_index=candidates[0])
+    channel = channels[free[0]]
+    return Message.objects.create(
+        page=page, channel_index=free[0], channel_type=channel["type"], to_address=channel["address"],
+        condition=channel["condition"], expiry_time=channel["expiry_time"], message_uuid=update.message_uuid,
+        created_at=now, sent_at=now, deadline=now + timedelta(seconds=int(channel["expiry_time"])),
+    )
 
 
 def apply_final_report(report: FinalReport, *, now: datetime) -> Applied:
@@ -168,12 +173,16 @@ def apply_inbound(reply: InboundReply, *, now: datetime) -> Applied:
         if page.escalation_id in acknowledged:
             continue
         quote = reply.text[:80]
-        record_event(page.escalation, EventKind.REPLIED,
-                     f"{page.person_name} replied on {label} {reply.from_address}: \u201c{quote}\u201d",
-                     at=now, page=page)
-        if escalation_acknowledge(escalation=page.escalation, person_index=page.index, by_name=page.person_name,
-                                  how=f"replied on {label} {reply.from_address}", now=now):
-            acknowledged.append(page.escalation_id)
+        with transaction.atomic():
+            # Escalations are locked in id order (the query's order), so two replies cannot deadlock.
+            Escalation.objects.select_for_update().filter(pk=page.escalation_id).first()
+            record_event(page.escalation, EventKind.REPLIED,
+                         f"{page.person_name} replied on {label} {reply.from_address}: \u201c{quote}\u201d",
+                         at=now, page=page)
+            if escalation_acknowledge(escalation=page.escalation, person_index=page.index,
+                                      by_name=page.person_name, how=f"replied on {label} {reply.from_address}",
+                                      now=now):
+                acknowledged.append(page.escalation_id)
     if not acknowledged:
         return Applied("reply kept: no active escalation paged this sender")
     return Applied("reply: acknowledged " + ", ".join(f"#{i}" for i in acknowledged), acknowledged[0])
