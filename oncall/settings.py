@@ -131,8 +131,11 @@ WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=0.1)
 # Transient provider errors are retried this many times per send, with exponential backoff from the base.
 ESCALATION_SEND_ATTEMPTS = env.int("ESCALATION_SEND_ATTEMPTS", default=4)
 ESCALATION_RETRY_BASE_SECONDS = env.float("ESCALATION_RETRY_BASE_SECONDS", default=2.0)
-# A send claimed by a worker that died is taken over after this lease (seconds).
-ESCALATION_SEND_LEASE_SECONDS = env.float("ESCALATION_SEND_LEASE_SECONDS", default=60.0)
+# A send claimed by a worker that died is taken over after this lease (seconds). It must outlast one
+# request (connect + read timeout), or a slow send could be repeated by another worker.
+ESCALATION_SEND_LEASE_SECONDS = env.float("ESCALATION_SEND_LEASE_SECONDS", default=30.0)
+# An escalation claimed by a worker that died is due again after this lease (seconds).
+ESCALATION_CLAIM_LEASE_SECONDS = env.float("ESCALATION_CLAIM_LEASE_SECONDS", default=30.0)
 
 # Demo mode links the admin to the emulator's phones page.
 DEMO_PHONES_URL = env.str("DEMO_PHONES_URL", default="")

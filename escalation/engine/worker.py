@@ -16,9 +16,6 @@ from escalation.models import Escalation, EscalationState
 
 log = logging.getLogger(__name__)
 
-# How long a claimed escalation is hidden from other workers while this one advances it. If the worker
-# dies, the escalation is due again after this, so no timer is ever lost.
-CLAIM_LEASE = timedelta(seconds=30)
 # A decision may lead to a send whose outcome leads to another decision (e.g. refused -> next channel);
 # this bounds the sends one advance makes before handing the escalation back to the timer.
 MAX_SENDS_PER_ADVANCE = 10
@@ -33,7 +30,10 @@ def claim_due(now: datetime, limit: int) -> list[int]:
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("pk", flat=True)[:limit])
         if ids:
-            Escalation.objects.filter(pk__in=ids).update(next_action_at=now + CLAIM_LEASE)
+            # Hidden from other workers while this one advances them; if this worker dies, they are due
+            # again when the lease runs out, so no timer is ever lost.
+            lease = timedelta(seconds=settings.ESCALATION_CLAIM_LEASE_SECONDS)
+            Escalation.objects.filter(pk__in=ids).update(next_action_at=now + lease)
     return ids
 
 
