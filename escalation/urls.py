@@ -1,2 +1,12 @@
+from django.urls import re_path
 
-urlpatterns: list = []
+from escalation.integrations import views as integration_views
+from escalation.webhooks import views as webhook_views
+
+urlpatterns: list = [
+    # With or without a trailing slash: Vonage does not follow APPEND_SLASH's redirect of a POST, so a
+    # dashboard URL typed with a slash would otherwise lose every webhook.
+    re_path(r"^webhooks/status/?$", webhook_views.status, name="webhook-status"),
+    re_path(r"^webhooks/inbound/?$", webhook_views.inbound, name="webhook-inbound"),
+    re_path(r"^integrations/(?P<token>[^/]+)/?$", integration_views.receive, name="integration-receive"),
+]

@@ -1,0 +1,101 @@
+"""Two deliveries of the same event at the same moment, each in its own thread and database connection:
+one applies it, the other is a duplicate, and neither fails."""
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from django.db import connection, transaction
+
+from escalation.models import Event, WebhookEvent
+from escalation.services.escalations import escalation_fire
+from escalation.services.webhooks import Received, webhook_receive
+from tests.conftest import requires_postgres
+from tests.personas import MICHAEL, TONY, make_roster
+from tests.test_webhooks import T0, paged, sent, v1_status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def in_thread(work: Callable[[], Received], results: list, errors: list) -> threading.Thread:
+    def run() -> None:
+        try:
+            results.append(work())
+        except Exception as e:  # reported by the test, not lost in the thread
+            errors.append(e)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def delivery(settings) -> tuple[bytes, int]:
+    settings.ESCALATION_API = "messages"
+    escalation = escalation_fire(roster=make_roster(TONY, MICHAEL), message="Main server down", now=T0)
+    message = sent(paged(escalation, 1), 0)  # Michael's Viber waits for `read`
+    return json.dumps(v1_status(message, "delivered")).encode(), message.pk
+
+
+def receive(raw: bytes) -> Received:
+    return webhook_receive(kind_hint="status", raw_body=raw, authorization=None, now=T0)
+
+
+def test_simultaneous_duplicates_are_applied_once(delivery):
+    raw, message_id = delivery
+    for _ in range(5):
+        WebhookEvent.objects.all().delete()
+        barrier = threading.Barrier(2)
+        results: list[Received] = []
+        errors: list[Exception] = []
+
+        def together(barrier: threading.Barrier = barrier) -> Received:
+            barrier.wait(timeout=10)
+            return receive(raw)
+
+        threads = [in_thread(together, results, errors) for _ in range(2)]
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not errors
+        assert sorted(r.duplicate for r in results) == [False, True]
+        assert WebhookEvent.objects.count() == 1
+    assert Event.objects.filter(message_id=message_id, kind="delivered").count() == 1
+
+
+@requires_postgres
+def test_a_duplicate_waits_for_the_first_delivery_and_then_is_answered_as_one(delivery):
+    raw, message_id = delivery
+    first_inserted, release = threading.Event(), threading.Event()
+    results: list[Received] = []
+    errors: list[Exception] = []
+
+    def first() -> Received:
+        with transaction.atomic():  # keep the first delivery's row uncommitted until released
+            received = receive(raw)
+            first_inserted.set()
+            release.wait(timeout=30)
+        return received
+
+    first_thread = in_thread(first, results, errors)
+    assert first_inserted.wait(timeout=10)
+    second_thread = in_thread(lambda: receive(raw), results, errors)
+    deadline = time.monotonic() + 10
+    blocked = 0
+    with connection.cursor() as cursor:
+        while not blocked and time.monotonic() < deadline:  # until the second waits on the first's unique key
+            time.sleep(0.01)
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'")
+            blocked = cursor.fetchone()[0]
+    release.set()
+    first_thread.join(timeout=30)
+    second_thread.join(timeout=30)
+    assert blocked, "the second delivery never waited for the first"
+    assert not errors
+    assert [r.duplicate for r in results] == [False, True]
+    assert WebhookEvent.objects.count() == 1
+    assert Event.objects.filter(message_id=message_id, kind="delivered").count() == 1
