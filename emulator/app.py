@@ -9,7 +9,7 @@ from pathlib import Path
 from emulator.engine import Engine
 from emulator.scheduler import Scheduler
 from emulator.server import EmulatorHTTPServer
-from emulator.store import Scenario, Store
+from emulator.store import RequestRecord, Scenario, Store, WebhookRecord
 from emulator.webhooks import WebhookSender
 
 
@@ -149,11 +149,11 @@ class Emulator:
 
     # --- records ------------------------------------------------------------------------------------------
 
-    def record_request(self, record: dict) -> None:
+    def record_request(self, record: RequestRecord) -> None:
         with self.store.lock:
             self.store.requests.add(record)
 
-    def record_webhook(self, record: dict, *, generation: int) -> None:
+    def record_webhook(self, record: WebhookRecord, *, generation: int) -> None:
         with self.store.lock:
             if generation == self.generation:
                 self.store.webhooks.add(record)
@@ -164,10 +164,7 @@ class Emulator:
 
     def webhooks_sent(self, *, since: int = 0, limit: int | None = None, kind: str = "") -> list[dict]:
         with self.store.lock:
-            records = self.store.webhooks.read(since=since, limit=None if kind else limit)
-        if kind:
-            records = [r for r in records if r["kind"] == kind][:limit]
-        return records
+            return self.store.webhooks.read(since=since, limit=limit, kind=kind)
 
     def messages(self, *, to: str = "", channel: str = "", dispatch_uuid: str = "", client_ref: str = "",
                  api: str = "") -> list[dict]:

@@ -198,6 +198,7 @@ class Engine:
 
     def _finish(self, dispatch: Dispatch, status: str) -> None:
         dispatch.status = status
+        dispatch.items = []  # the largest part of a workflow's memory, and never needed again
         messages = [self.store.messages[u] for u in dispatch.message_uuids]
         body = shapes.final_report(dispatch, messages, status, time.time())
         self.webhooks.send(path="/webhooks/status", body=body, kind="final_report", key=dispatch.uuid)

@@ -7,7 +7,7 @@ webhook lanes all touch it, and each holds it only for a few dictionary operatio
 import json
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 STATUS_RANK = {"accepted": 0, "submitted": 1, "delivered": 2, "read": 3, "rejected": 3, "undeliverable": 3}
 ACTIONS = ("deliver", "read", "reject", "undeliverable", "never_deliver")
@@ -49,7 +49,7 @@ class Message:
 @dataclass(slots=True)
 class Dispatch:
     uuid: str
-    items: list  # the workflow items as received
+    items: list  # the workflow items as received; dropped once the workflow has finished
     created: float
     current: int = -1
     status: str = "running"  # running | completed | error
@@ -57,7 +57,7 @@ class Dispatch:
 
     def as_dict(self) -> dict:
         return {"dispatch_uuid": self.uuid, "status": self.status, "current": self.current,
-                "message_uuids": list(self.message_uuids), "items": len(self.items)}
+                "message_uuids": list(self.message_uuids)}
 
 
 @dataclass(slots=True)
@@ -100,37 +100,67 @@ class Scenario:
                 "reply": self.reply, "times": self.times}
 
 
-def _decode(raw: bytes) -> object:
+@dataclass(slots=True)
+class RequestRecord:
+    """One request to Vonage's API as received, and what the emulator answered."""
+
+    at: float
+    path: str
+    body: bytes
+    method: str = "POST"
+    status: int | None = None  # None: the request was left hanging
+    response: dict | None = None
+    auth: dict | None = None  # the JWT's claims, or {"error": why it was refused}
+    fault: str = ""
+    seq: int = 0
+
+
+@dataclass(slots=True)
+class WebhookRecord:
+    """One delivery attempt of one webhook, and the app's answer."""
+
+    at: float
+    kind: str  # status | final_report | inbound
+    url: str
+    body: bytes
+    attempt: int
+    signed: bool
+    status: int | None = None
+    answer: str = ""
+    error: str = ""
+    retry_in: float | None = None  # emulated seconds until the next attempt, if one is scheduled
+    seq: int = 0
+
+
+def _as_dict(record: RequestRecord | WebhookRecord) -> dict:
+    data = {f.name: getattr(record, f.name) for f in fields(record)}
     try:
-        return json.loads(raw)
+        data["body"] = json.loads(record.body)
     except ValueError:
-        return raw.decode("utf-8", "replace")
+        data["body"] = record.body.decode("utf-8", "replace")
+    return data
 
 
 class Records:
     """An append-only, bounded log readable with `since` (a sequence number) so pollers read only news.
 
-    Bodies are kept as the raw bytes and decoded when read: a parsed dict costs several times more memory.
+    Records are slotted objects holding the raw body: tens of thousands of webhooks stay a few MB.
     """
 
     def __init__(self, limit: int) -> None:
         self._items: deque = deque(maxlen=limit)
         self._seq = 0
 
-    def add(self, record: dict) -> dict:
+    def add(self, record: RequestRecord | WebhookRecord) -> None:
         self._seq += 1
-        record["seq"] = self._seq
+        record.seq = self._seq
         self._items.append(record)
-        return record
 
-    def read(self, *, since: int = 0, limit: int | None = None) -> list[dict]:
+    def read(self, *, since: int = 0, limit: int | None = None, kind: str = "") -> list[dict]:
         found = []
         for record in self._items:
-            if record["seq"] > since:
-                item = dict(record)
-                if isinstance(item.get("body"), bytes):
-                    item["body"] = _decode(item["body"])
-                found.append(item)
+            if record.seq > since and (not kind or record.kind == kind):
+                found.append(_as_dict(record))
                 if limit is not None and len(found) >= limit:
                     break
         return found

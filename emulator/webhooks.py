@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import requests
 
 from emulator.auth import sign_webhook
+from emulator.store import WebhookRecord
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +112,10 @@ class WebhookSender:
         config = self.emulator.config
         url = job.url or (config.webhook_base.rstrip("/") + job.path if config.webhook_base else "")
         job.attempt += 1
-        record = {"at": time.time(), "kind": job.kind, "url": url, "body": job.raw, "attempt": job.attempt,
-                  "signed": bool(job.authorization), "status": None, "answer": "", "error": ""}
+        record = WebhookRecord(at=time.time(), kind=job.kind, url=url, body=job.raw, attempt=job.attempt,
+                               signed=bool(job.authorization))
         if not url:
-            record["error"] = "no webhook base configured: dropped"
+            record.error = "no webhook base configured: dropped"
             self.emulator.record_webhook(record, generation=job.generation)
             return
         headers = {"Content-Type": "application/json", "User-Agent": "vonage-emulator"}
@@ -122,19 +123,19 @@ class WebhookSender:
             headers["Authorization"] = job.authorization
         try:
             response = session.post(url, data=job.raw, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-            record["status"] = response.status_code
-            record["answer"] = response.text[:200]
+            record.status = response.status_code
+            record.answer = response.text[:200]
             retry = response.status_code == 429 or response.status_code >= 500
         except requests.RequestException as e:
-            record["error"] = f"{type(e).__name__}: {e}"[:300]
+            record.error = f"{type(e).__name__}: {e}"[:300]
             retry = True
         delay = min(FIRST_RETRY * 2 ** (job.attempt - 1), MAX_RETRY_INTERVAL)
         if retry and job.elapsed + delay <= RETRY_PERIOD:
             job.elapsed += delay
-            record["retry_in"] = delay
+            record.retry_in = delay
             self.emulator.scheduler.call_later(delay, self._requeue, job)
         elif retry:
-            record["error"] = (record["error"] + "; " if record["error"] else "") + "retry period over: dropped"
+            record.error = (record.error + "; " if record.error else "") + "retry period over: dropped"
         self.emulator.record_webhook(record, generation=job.generation)
 
     def _requeue(self, job: Job) -> None:
