@@ -311,6 +311,14 @@ def test_an_oversized_body_is_413():
     assert escalations() == []
 
 
+def test_the_url_works_without_its_trailing_slash():
+    # A POST is not redirected to the slashed URL (Alertmanager would not follow it), it is answered.
+    integration = make_integration()
+    response = Client().post(f"/integrations/{integration.token}", data=json.dumps(payload("alertmanager_firing.json")),
+                             content_type="application/json")
+    assert response.status_code == 200
+
+
 def test_only_post_is_accepted():
     integration = make_integration()
     assert Client().get(f"/integrations/{integration.token}/").status_code == 405
@@ -455,7 +463,7 @@ def test_the_admin_shows_the_url_how_to_set_it_up_and_what_it_fired(admin_client
     page = admin_client.get(f"/admin/escalation/integration/{integration.pk}/change/").content.decode()
     assert f'<a href="/admin/escalation/escalation/{escalation.pk}/change/">#{escalation.pk}</a>' in page
     assert "active: {}/{severity=&quot;critical&quot;}:{alertname=&quot;InstanceDown&quot;}" in page
-    url = f"https://oncall.example.com/integrations/{integration.token}/"
+    url = f"https://oncall.example.com/integrations/{integration.token}<"
     assert url in page
     assert "webhook_configs:" in page
     assert f"/admin/escalation/integration/{integration.pk}/rotate-token/" in page
@@ -485,7 +493,7 @@ def test_rotating_in_the_admin_asks_first_then_shows_the_new_url(admin_client):
     done = admin_client.post(path, {"confirm": "yes"}, follow=True)
     integration.refresh_from_db()
     assert integration.token != old
-    assert f"https://oncall.example.com/integrations/{integration.token}/" in done.content.decode()
+    assert f"https://oncall.example.com/integrations/{integration.token}<" in done.content.decode()
     assert post(old, payload("alertmanager_firing.json")).status_code == 404
 
 
