@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025, help="0 picks a free port (printed on start)")
     parser.add_argument("--webhook-base", default="", help="the app's base URL, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--public-key", required=True, help="PEM public key of the Vonage application")
+    parser.add_argument("--public-key", required=True,
+                        help="PEM public key of the Vonage application (its private key works too)")
     parser.add_argument("--signature-secret", default=os.environ.get("VONAGE_SIGNATURE_SECRET", ""),
                         help="sign webhooks with this HS256 secret (default: $VONAGE_SIGNATURE_SECRET)")
     parser.add_argument("--application-id", default="", help="refuse JWTs for any other application")
@@ -35,7 +36,10 @@ def main(argv: list[str] | None = None) -> None:
         signature_secret=args.signature_secret, time_scale=args.time_scale, application_id=args.application_id,
         api_key=args.api_key, webhook_lanes=args.webhook_lanes, verbose=args.verbose,
     )
-    emulator = Emulator(config, host=args.host, port=args.port)
+    try:
+        emulator = Emulator(config, host=args.host, port=args.port)
+    except ValueError as e:
+        parser.error(f"--public-key {args.public_key}: {e}")
     if args.scenario_file:
         emulator.load_scenario_file(args.scenario_file)
     # SIGTERM (docker stop, a test tearing down) ends serve_forever like Ctrl-C does.

@@ -6,6 +6,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from emulator.auth import load_verification_key
 from emulator.engine import Engine
 from emulator.scheduler import Scheduler
 from emulator.server import EmulatorHTTPServer
@@ -15,7 +16,7 @@ from emulator.webhooks import WebhookSender
 
 @dataclass
 class EmulatorConfig:
-    public_key: bytes  # PEM of the application's public key: verifies the app's RS256 JWTs
+    public_key: bytes  # PEM of the application's public (or private) key: verifies the app's RS256 JWTs
     webhook_base: str = ""  # the app's base URL; webhooks go to {base}/webhooks/status and /inbound
     signature_secret: str = ""  # signs webhooks (HS256) when set, as Vonage's "signed webhooks" do
     time_scale: float = 1.0  # real seconds per emulated second (0.01: a 600 s expiry lasts 6 s)
@@ -34,6 +35,8 @@ RUNTIME_SETTINGS = ("webhook_base", "signature_secret", "time_scale", "applicati
 class Emulator:
     def __init__(self, config: EmulatorConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config = config
+        # Parsed once: PyJWT would parse the PEM again on every request.
+        self.verification_key = load_verification_key(config.public_key)
         self.generation = 0  # bumped by reset(); events made before a reset are dropped
         self.store = Store(record_limit=config.record_limit)
         self.scheduler = Scheduler(config.time_scale)

@@ -5,17 +5,34 @@ import time
 import uuid
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 # Vonage accepts an application JWT whose exp is 30 s to 24 h after its iat (VONAGE_FACTS.md).
 MAX_TOKEN_LIFETIME = 24 * 3600
 REQUIRED_CLAIMS = ["application_id", "iat", "jti", "exp"]
 
 
+def load_verification_key(pem: bytes) -> RSAPublicKey:
+    """The RSA public key in `pem`; a private key is accepted too (its public half is used), so the demo
+    can hand the emulator the same file the app signs with."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:
+        try:
+            key = serialization.load_pem_private_key(pem, password=None).public_key()
+        except (ValueError, TypeError):
+            raise ValueError("not a PEM RSA key (public or unencrypted private)") from None
+    if not isinstance(key, RSAPublicKey):
+        raise ValueError("not an RSA key: application JWTs are RS256")
+    return key
+
+
 class AuthError(Exception):
     """Why a request's application JWT was refused (recorded; Vonage's 401 body does not say)."""
 
 
-def verify_application_jwt(authorization: str | None, *, public_key: bytes, application_id: str = "") -> dict:
+def verify_application_jwt(authorization: str | None, *, public_key: RSAPublicKey, application_id: str = "") -> dict:
     """Return the claims of a valid `Authorization: Bearer <RS256 JWT>` header, else raise AuthError."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -1,6 +1,7 @@
 """The emulator's HTTP face: Vonage's two send endpoints plus the /_emulator/ control endpoints."""
 
 import json
+import logging
 import re
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,6 +11,8 @@ from emulator import problems
 from emulator.auth import AuthError, verify_application_jwt
 from emulator.schemas import dispatch_problems, message_problems
 from emulator.store import CHANNEL_ALIASES, CHANNELS, RequestRecord
+
+logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
 FAULTS = {
@@ -60,6 +63,15 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        try:
+            self._route(method)
+        except Exception:
+            # An emulator bug must look like Vonage's 500, not like a dropped connection.
+            logger.exception("emulator failed on %s %s", method, self.path)
+            self.close_connection = True
+            self._json(500, problems.problem(problems.INTERNAL_ERROR))
+
+    def _route(self, method: str) -> None:
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         raw = self._read_body()
@@ -125,7 +137,7 @@ class Handler(BaseHTTPRequestHandler):
             return status, problems.problem(body)
         try:
             record.auth = verify_application_jwt(self.headers.get("Authorization"),
-                                                    public_key=emulator.config.public_key,
+                                                    public_key=emulator.verification_key,
                                                     application_id=emulator.config.application_id)
         except AuthError as e:
             record.auth = {"error": str(e)}

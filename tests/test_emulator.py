@@ -12,6 +12,7 @@ import jwt
 import pytest
 import requests
 
+from emulator import Emulator, EmulatorConfig
 from emulator.scheduler import Scheduler
 from escalation.vonage import get_client
 from tests.conftest import TEST_APPLICATION_ID, TEST_SIGNATURE_SECRET
@@ -83,6 +84,18 @@ def test_it_refuses_another_application_when_told_its_id(emulator, vonage_keys):
     answer = post(emulator, "/v1/messages", {}, app_token(vonage_keys["private_path"]))
 
     assert answer.status_code == 401
+
+
+def test_it_takes_the_private_key_for_the_public_one(vonage_keys):
+    with open(vonage_keys["private_path"], "rb") as f:
+        instance = Emulator(EmulatorConfig(public_key=f.read()))
+    try:
+        instance.start()
+        answer = post(instance, "/v1/messages", {}, app_token(vonage_keys["private_path"]))
+    finally:
+        instance.stop()
+
+    assert answer.status_code == 422  # past the JWT check, stopped by the empty body
 
 
 # --- request validation -------------------------------------------------------------------------------
