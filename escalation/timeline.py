@@ -23,7 +23,7 @@ from escalation.models import (
 )
 
 WIDTH = 1000
-PLOT_LEFT = 290
+PLOT_LEFT = 310
 PLOT_RIGHT = WIDTH - 24
 AXIS_HEIGHT = 46
 LANE_HEADER = 24
