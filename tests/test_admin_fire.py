@@ -263,3 +263,12 @@ def test_acknowledging_an_ended_escalation_changes_nothing(firer):
     assert "Nothing acknowledged" in response.content.decode()
     escalation.refresh_from_db()
     assert escalation.state == EscalationState.CANCELLED
+
+
+def test_the_intermediate_page_warns_when_the_roster_is_already_escalating(firer, roster):
+    running = active_escalation(roster=roster)
+
+    body = firer.get(fire_url(roster)).content.decode()
+
+    assert "Already escalating" in body
+    assert reverse("admin:escalation_escalation_change", args=[running.pk]) in body

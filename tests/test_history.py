@@ -245,3 +245,17 @@ def test_the_timeline_of_an_active_escalation_reaches_the_current_deadline():
     assert timeline.lanes[0].deadline_x == PLOT_RIGHT
     assert [line.kind for line in timeline.lines] == ["now"]
     assert timeline.lines[0].label == "now +0:20"
+
+
+def test_an_escalation_links_to_its_raw_webhooks(admin_client):
+    escalation = acknowledged_escalation()
+    WebhookEvent.objects.create(received_at=at(140), kind="status", dedup_key="b", result="status read",
+                                escalation=escalation, body={"status": "read"})
+    WebhookEvent.objects.create(received_at=at(150), kind="status", dedup_key="c", result="unknown message",
+                                body={"status": "delivered"})
+    url = reverse("admin:escalation_webhookevent_changelist") + f"?escalation__id__exact={escalation.pk}"
+    assert url.replace("&", "&amp;") in admin_client.get(change_url(escalation)).content.decode()
+
+    body = admin_client.get(url).content.decode()
+
+    assert "status read" in body and "unknown message" not in body

@@ -67,12 +67,16 @@ def by_name(request: HttpRequest) -> str:
 
 def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
     """Each roster's paging order for the confirmation page, or the reasons it cannot be fired."""
+    # Firing a roster that is already escalating pages everyone twice; say so before the admin confirms.
+    running: dict[int, list[Escalation]] = {}
+    for escalation in Escalation.objects.filter(roster__in=rosters, state=EscalationState.ACTIVE).order_by("id"):
+        running.setdefault(escalation.roster_id, []).append(escalation)
     previews = []
     for roster in rosters:
         try:
             people = fire_preview(roster=roster, message=message)
         except FireRefused as refused:
-            previews.append({"roster": roster, "people": [], "problems": refused.messages})
+            previews.append({"roster": roster, "people": [], "problems": refused.messages, "running": []})
             continue
         offset = 0
         for person in people:
@@ -84,7 +88,7 @@ def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
                 channel["wait"] = format_duration(timedelta(seconds=channel["expiry_time"]))
             offset += person["wait_seconds"]
         previews.append({
-            "roster": roster, "people": people, "problems": [],
+            "roster": roster, "people": people, "problems": [], "running": running.get(roster.pk, []),
             "round_length": format_duration(timedelta(seconds=offset)),
             "longest": format_duration(timedelta(seconds=offset * roster.rounds)),
         })
