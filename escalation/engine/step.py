@@ -194,6 +194,12 @@ def _messages_page_step(escalation: Escalation, page: Page, now: datetime):
         record_event(escalation, EventKind.SEND_FAILED,
                      f"{page.person_name}'s {ChannelType(last.channel_type).label} {last.to_address}: {give_up}",
                      at=now, page=page, message=last)
+    if last.deadline is None:
+        # Vonage's status webhook reached us, but the worker that sent it died before recording the 202:
+        # the message went out, so it is not sent again; its wait counts from when it was written.
+        last.deadline = last.created_at + timedelta(seconds=last.expiry_time)
+        Message.objects.filter(pk=last.pk).update(deadline=last.deadline, sent_at=last.created_at,
+                                                  claimed_until=None)
     failed = last.status in FAILED_STATUSES
     if failed or now >= last.deadline:
         if last.channel_index + 1 < len(channels):
