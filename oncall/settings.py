@@ -100,6 +100,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Webhook bodies from Vonage are small; anything larger is refused with 413 before parsing.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+# Public endpoints (webhooks, alert intake): requests per second per client address and per web process,
+# with bursts up to RATE_LIMIT_BURST; beyond that 429 + Retry-After. Far above Vonage's own bursts; 0 turns
+# it off. Behind a proxy, RATE_LIMIT_IP_HEADER names the header carrying the client's address (X-Real-IP).
+RATE_LIMIT_PER_SECOND = env.float("RATE_LIMIT_PER_SECOND", default=2000.0)
+RATE_LIMIT_BURST = env.int("RATE_LIMIT_BURST", default=2000)
+RATE_LIMIT_IP_HEADER = env.str("RATE_LIMIT_IP_HEADER", default="")
 
 # --- Security (production: DEBUG off, behind HTTPS) ---
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

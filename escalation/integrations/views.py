@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from escalation.integrations.parse import BadPayload, parse
+from escalation.ratelimit import rate_limited
 from escalation.services.escalations import FireRefused
 from escalation.services.integrations import integration_find, integration_receive
 
@@ -33,6 +34,7 @@ def _declared_length(request: HttpRequest) -> int:
 
 
 @csrf_exempt
+@rate_limited
 @require_POST
 def receive(request: HttpRequest, token: str) -> JsonResponse:
     integration = integration_find(token=token)

@@ -10,17 +10,20 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostE
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from escalation.ratelimit import rate_limited
 from escalation.services.webhooks import WebhookRefused, webhook_receive
 
 logger = logging.getLogger(__name__)
 
 
 @csrf_exempt
+@rate_limited
 def status(request: HttpRequest) -> HttpResponse:
     return _receive(request, kind_hint="status")
 
 
 @csrf_exempt
+@rate_limited
 def inbound(request: HttpRequest) -> HttpResponse:
     return _receive(request, kind_hint="inbound")
 
