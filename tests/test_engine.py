@@ -375,3 +375,23 @@ def test_dispatch_permanent_refusal_passes_the_person_over(dispatch_mode):
     assert tony.state == "passed_over"
     assert "refused" in tony.outcome
     assert Page.objects.get(escalation=escalation, person_name="Michael").dispatch_uuid is not None
+
+
+def test_dispatch_status_stored_as_unknown_is_applied_before_giving_up(dispatch_mode):
+    """A status that raced the commit of the workflow's uuid was kept as unknown; the deadline looks again."""
+    from escalation.models import WebhookEvent
+
+    escalation = fire(make_roster(TONY, MICHAEL))
+    run_due(now=at(0))
+    page = Page.objects.get(escalation=escalation)
+    body = {"message_uuid": "0b8e3c8a-0000-4000-8000-000000000009", "status": "read",
+            "to": {"type": "messenger", "id": "23037543461244470"},
+            "from": {"type": "messenger", "id": "1923256201474167"}, "timestamp": "2026-11-26T12:00:00.000Z",
+            "_links": {"dispatch": {"dispatch_uuid": str(page.dispatch_uuid)}}}
+    WebhookEvent.objects.create(received_at=at(1), kind="status", dedup_key="status:race:read", body=body,
+                                result="unknown message")
+    run_due(now=at(120))
+    escalation = refreshed(escalation)
+    assert escalation.state == "acknowledged"
+    assert escalation.acknowledged_by_name == "Tony"
+    assert not Page.objects.filter(escalation=escalation, person_name="Michael").exists()

@@ -9,7 +9,7 @@ the escalation's timer, and the worker does the sending.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from escalation.engine.events import record_event
@@ -66,8 +66,7 @@ def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
         if message is None:
             return Applied("unknown message: its address is not in the person's plan", escalation_id)
         if message.message_uuid is None and update.message_uuid:
-            # The status beat the 202's outcome record: learn the uuid from the webhook.
-            Message.objects.filter(pk=message.pk, message_uuid=None).update(message_uuid=update.message_uuid)
+            _learn_uuid(message, update.message_uuid)
         page = message.page
         rank = STATUS_RANK[update.status]
         fields = {"status": update.status, "status_rank": rank}
@@ -92,6 +91,19 @@ def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
             # The worker fails over to the next channel (or person) now rather than at the expiry.
             Escalation.objects.filter(pk=escalation_id).update(next_action_at=now)
     return Applied(f"status {update.status}", escalation_id, message.pk)
+
+
+def _learn_uuid(message: Message, message_uuid: str) -> None:
+    """The status beat the 202's outcome record: learn the uuid from the webhook.
+
+    A uuid already taken by another message (only possible with a forged, unsigned body) is ignored
+    rather than allowed to break the unique index.
+    """
+    try:
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk, message_uuid=None).update(message_uuid=message_uuid)
+    except IntegrityError:
+        pass
 
 
 def _status_of(message_id: int) -> str:

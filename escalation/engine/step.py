@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import F
 
+from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.engine.events import record_event
 from escalation.engine.plan import person_deadline, person_window_seconds, plan_people, plan_person
 from escalation.models import (
@@ -152,7 +153,7 @@ def _claim(model, pk: int, now: datetime) -> datetime:
     return until
 
 
-def _dispatch_page_step(escalation: Escalation, page: Page, now: datetime):
+def _dispatch_page_step(escalation: Escalation, page: Page, now: datetime, replayed: bool = False):
     person = plan_person(escalation, page.index)
     if page.dispatch_uuid is None:
         if page.claimed_until and page.claimed_until > now:
@@ -171,6 +172,13 @@ def _dispatch_page_step(escalation: Escalation, page: Page, now: datetime):
         pass_over(page, f"last channel ({ChannelType(last.channel_type).label}) was {last.status}.", now)
         return PASSED_OVER
     if now >= page.deadline:
+        # A status that raced the commit of this page's dispatch_uuid was stored as unknown after the
+        # replay right after the commit had looked; look once more before giving up on the person.
+        if not replayed and replay_unmatched_dispatch(str(page.dispatch_uuid), now=now):
+            escalation.refresh_from_db()
+            if escalation.state != EscalationState.ACTIVE:
+                return Wait(None)
+            return _dispatch_page_step(escalation, Page.objects.get(pk=page.pk), now, replayed=True)
         pass_over(page, f"no answer within {person_window_seconds(person)} s.", now)
         return PASSED_OVER
     return Wait(page.deadline)
