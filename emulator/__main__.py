@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from emulator.app import Emulator, EmulatorConfig
+from emulator.phones import load_phone_names
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,15 +27,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario-file", help="JSON list of scenarios, e.g. "
                         '[{"address": "447700900001", "action": "read", "after": 30}]')
     parser.add_argument("--webhook-lanes", type=int, default=8, help="concurrent webhook deliveries")
+    parser.add_argument("--phone-names", help='names for the /phones/ page: JSON {"Tony": ["447700900001", ...]}')
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        phone_names = load_phone_names(args.phone_names) if args.phone_names else {}
+    except ValueError as e:
+        parser.error(f"--phone-names: {e}")
     config = EmulatorConfig(
         public_key=Path(args.public_key).read_bytes(), webhook_base=args.webhook_base,
         signature_secret=args.signature_secret, time_scale=args.time_scale, application_id=args.application_id,
-        api_key=args.api_key, webhook_lanes=args.webhook_lanes, verbose=args.verbose,
+        api_key=args.api_key, webhook_lanes=args.webhook_lanes, verbose=args.verbose, phone_names=phone_names,
     )
     try:
         emulator = Emulator(config, host=args.host, port=args.port)

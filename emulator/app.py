@@ -3,7 +3,7 @@
 import json
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from emulator.auth import load_verification_key
@@ -26,6 +26,8 @@ class EmulatorConfig:
     webhook_lanes: int = 8
     record_limit: int = 200_000
     verbose: bool = False
+    # The phones page's names: {"Tony": ["23037543461244470", "447700900001"]} (emulator/phones.py).
+    phone_names: dict[str, list[str]] = field(default_factory=dict)
 
 
 # What /_emulator/config may change at runtime.

@@ -7,7 +7,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from emulator import problems
+from emulator import phones, problems
 from emulator.auth import AuthError, verify_application_jwt
 from emulator.schemas import dispatch_problems, message_problems
 from emulator.store import CHANNEL_ALIASES, CHANNELS, RequestRecord
@@ -83,6 +83,9 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self._api(url.path, raw)
             return
+        if url.path == "/phones" or url.path.startswith("/phones/"):
+            self._phones(method, url.path, query, raw)
+            return
         if url.path.startswith("/_emulator/"):
             try:
                 status, answer = self._control(method, url.path, query, raw)
@@ -111,6 +114,17 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+
+    def _phones(self, method: str, path: str, query: dict, raw: bytes) -> None:
+        answer = phones.answer(self.server.emulator, method, path, query, raw)
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.send_header("Cache-Control", "no-store")
+        if answer.location:
+            self.send_header("Location", answer.location)
+        self.end_headers()
+        self.wfile.write(answer.body)
 
     # --- Vonage's API -------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ starts the web app, the escalation worker and the local Vonage emulator, configu
 and stops all three cleanly on Ctrl-C. Standard library only: it runs before Django is configured.
 """
 
+import json
 import os
 import secrets
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = BASE_DIR / "var" / "demo"
+DEMO_CONFIG = BASE_DIR / "escalation" / "fixtures" / "demo_config.json"
 PYTHON = sys.executable
 
 
@@ -64,6 +66,14 @@ def demo_environment(web_port: int, emulator_port: int) -> dict[str, str]:
     return env
 
 
+def write_phone_names() -> Path:
+    """The emulator's phones page shows the sample people by name; it cannot know them otherwise."""
+    users = json.loads(DEMO_CONFIG.read_text())["USERS"]
+    path = STATE_DIR / "phone_names.json"
+    path.write_text(json.dumps({user["name"]: [c["id_num"] for c in user["channels"]] for user in users}))
+    return path
+
+
 def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
 
@@ -87,14 +97,13 @@ def main() -> None:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     env = demo_environment(web_port, emulator_port)
     manage(env, "migrate", "--verbosity", "0")
-    manage(env, "demo_setup", "--config", str(BASE_DIR / "escalation" / "fixtures" / "demo_config.json"),
-           "--credentials-file", str(STATE_DIR / "admin_login"))
+    manage(env, "demo_setup", "--config", str(DEMO_CONFIG), "--credentials-file", str(STATE_DIR / "admin_login"))
     commands = {
         "emulator": [PYTHON, "-m", "emulator", "--port", str(emulator_port),
                      "--webhook-base", f"http://127.0.0.1:{web_port}",
                      "--public-key", env["DEMO_PUBLIC_KEY_PATH"],
                      "--signature-secret", env["VONAGE_SIGNATURE_SECRET"],
-                     "--application-id", env["VONAGE_APPLICATION_ID"]],
+                     "--application-id", env["VONAGE_APPLICATION_ID"], "--phone-names", str(write_phone_names())],
         "web": [PYTHON, "manage.py", "runserver", "--noreload", f"127.0.0.1:{web_port}"],
         "worker": [PYTHON, "manage.py", "run_escalations"],
     }
@@ -113,6 +122,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
     try:
         wait_until_up(f"http://127.0.0.1:{web_port}/admin/login/", processes)
+        wait_until_up(env["DEMO_PHONES_URL"], processes)  # every URL printed below answers
         user, password = (STATE_DIR / "admin_login").read_text().split(":", 1)
         print(f"\nOn-call escalation demo is running.\n"
               f"  Open:   http://127.0.0.1:{web_port}/admin/   (login: {user} / {password.strip()})\n"
