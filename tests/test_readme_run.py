@@ -161,6 +161,7 @@ def project(tmp_path) -> Iterator[Path]:
     folder = tmp_path / "oncall"
     copy_project(folder)
     yield folder
+    shutil.rmtree(folder, ignore_errors=True)  # its .venv is a third of a GB; pytest keeps old tmp dirs
 
 
 def start_and_check(folder: Path, timeout: float) -> tuple[Run, list[int], str]:
