@@ -3,6 +3,8 @@
 The test client covers what the server does with positions; this covers that the page sends the right ones.
 """
 
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connections
@@ -12,15 +14,18 @@ from escalation.models import Channel, Person, Roster, RosterMember
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-pytestmark = pytest.mark.browser
-
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+]
 
 
 @pytest.fixture
 def server(transactional_db, settings):
-    """A server of our own: pytest-django's session-wide live_server builds its middleware before the
-    test settings apply (conftest turns SECURE_SSL_REDIRECT off), and would answer with https redirects."""
+    """A server of this test's own, started and stopped around it."""
     server = LiveServer("localhost:0")
     yield server
     server.stop()
@@ -32,7 +37,7 @@ def page(server, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     get_user_model().objects.create_superuser("lead", "lead@example.com", "correct horse battery")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page()
         page.goto(f"{server.url}/admin/login/")
         page.fill("#id_username", "lead")
