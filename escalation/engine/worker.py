@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from escalation.engine.sending import perform
 from escalation.engine.step import decide
+from escalation.engine.wakeup import Wakeup
 from escalation.models import Escalation, EscalationState
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def _advance_safely(escalation_id: int, clock) -> None:
 
 def run_forever(stop: threading.Event, *, threads: int | None = None) -> None:
     threads = threads or settings.WORKER_THREADS
+    wakeup = Wakeup(stop)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="escalate") as pool:
         while not stop.is_set():
             try:
@@ -86,4 +88,5 @@ def run_forever(stop: threading.Event, *, threads: int | None = None) -> None:
                 stop.wait(1.0)
                 continue
             if not advanced:
-                stop.wait(settings.WORKER_POLL_INTERVAL)
+                wakeup.wait(settings.WORKER_POLL_INTERVAL)
+    wakeup.close()

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from escalation.engine.events import record_event
 from escalation.engine.plan import person_window_seconds, personal_text, text_limit
+from escalation.engine.wakeup import notify_workers
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
     Channel,
@@ -128,6 +129,7 @@ def escalation_fire(
         record_event(escalation, EventKind.FIRED,
                      f"Fired by {escalation.fired_by_name or 'unknown'}: {names}; "
                      f"{plan['rounds']} round(s), via {escalation.get_api_display()}.", at=now)
+        notify_workers()
     return escalation
 
 
