@@ -6,7 +6,7 @@ JWT, DEBUG off. The harness process itself talks to the same database through th
 
     from bench.harness import Stack
 
-    with Stack(db_name="oncall_bench", web_workers=3, workers=1) as stack:   # recreate DB, migrate, start all
+    with Stack(db_name="oncall_mine", web_workers=3, workers=1) as stack:   # recreate DB, migrate, start all
         stack.setup_django()                   # ORM in this process, same DATABASE_URL (skip under pytest)
         roster = stack.make_roster("primary", people=3)
         escalation = stack.fire(roster, "disk full")          # commit time in stack.last_commit_at
@@ -17,7 +17,8 @@ JWT, DEBUG off. The harness process itself talks to the same database through th
     # leaving the block stops everything cleanly (SIGTERM, then SIGKILL after a grace period)
 
 Constructor (all keywords):
-    db_name            database to (re)create on postgres://postgres@127.0.0.1:5432 (default "oncall_bench")
+    db_name            database to (re)create on postgres://postgres@127.0.0.1:5432 (default: oncall_stack_<pid>,
+                       so two stacks never drop each other's); dropped again by stop() unless keep_database
     database_url       use this existing database instead: no drop/create (e.g. pytest-django's test DB)
     migrate            run `manage.py migrate` at start (default: only when the database was recreated)
     web_workers        gunicorn sync workers (default 3); web=False starts no web server
@@ -25,7 +26,7 @@ Constructor (all keywords):
     api                ESCALATION_API, "dispatch" or "messages"
     emulator_args      extra `python -m emulator` arguments, e.g. ("--time-scale", "0.01")
     env                extra environment for every app process (e.g. {"WORKER_THREADS": "8"})
-    log_dir            where each process's stdout/stderr go (default: the stack's temp dir)
+    log_dir            where each process's output goes, kept after stop() (default: inside the temp dir, removed)
 
 Attributes once started: `url` (gunicorn base URL), `emulator` (emulator.control.EmulatorControl),
 `emulator_url`, `database_url`, `signature_secret`, `application_id`, `tmp` (Path), `webs` (name -> Proc),
@@ -169,18 +170,21 @@ class Proc:
 
 
 class Stack:
-    def __init__(self, *, db_name: str = "oncall_bench", database_url: str = "", migrate: bool | None = None,
+    def __init__(self, *, db_name: str = "", database_url: str = "", keep_database: bool = False,
+                 migrate: bool | None = None,
                  web: bool = True, web_workers: int = 3, workers: int = 1, api: str = "dispatch",
                  emulator_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
                  log_dir: str | Path | None = None) -> None:
-        self.db_name = db_name
+        self.db_name = db_name or f"oncall_stack_{os.getpid()}"
         self.database_url = database_url
+        self.owns_database = not database_url
+        self.keep_database = keep_database
         self.migrate = (not database_url) if migrate is None else migrate
         self.web, self.web_workers, self.worker_count, self.api = web, web_workers, workers, api
         self.emulator_args = tuple(emulator_args)
         self.extra_env = dict(env or {})
         self.tmp = Path(tempfile.mkdtemp(prefix="oncall-stack-"))
-        self.log_dir = Path(log_dir) if log_dir else self.tmp
+        self.log_dir = Path(log_dir) if log_dir else self.tmp / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.signature_secret = secrets.token_hex(32)
         self.application_id = "bench-" + secrets.token_hex(8)
@@ -248,8 +252,20 @@ class Stack:
             self.emulator.session.close()
         if self.emulator_proc is not None:
             self.emulator_proc.stop()
-        if self.log_dir != self.tmp:  # logs inside the temp dir go with it; a caller's log_dir is kept
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)  # with the logs, unless the caller gave a log_dir
+        if self.owns_database and not self.keep_database and self.database_url:
+            self._drop_database()
+
+    def _drop_database(self) -> None:
+        import psycopg
+        from django.conf import settings
+
+        if settings.configured:
+            from django.db import connections
+
+            connections.close_all()
+        with psycopg.connect(f"{POSTGRES_BASE}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
 
     def _make_keys(self) -> tuple[Path, Path]:
         from cryptography.hazmat.primitives import serialization

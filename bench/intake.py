@@ -1,0 +1,161 @@
+"""1. Webhook intake: signed status webhooks/s through gunicorn into the real webhook path, against a bare
+view that only inserts the raw body, under the same gunicorn, in the same run, alternating.
+
+The webhooks are real work: Messages API statuses for messages of active escalations (submitted, which
+is already known and is stored but changes nothing; delivered, which moves the status and logs an event;
+read on the first channel, which acknowledges the escalation). Each is signed like Vonage's and is a
+distinct event, so every 2xx answer must leave exactly one WebhookEvent row, which is checked by key.
+"""
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from django.db import connection
+from django.db.models import Count
+from django.utils import timezone
+
+from bench.bare.views import CREATE_TABLE, TABLE
+from bench.common import Result, bench_plan, bulk_escalations, log, median, truncate_run_tables
+from bench.harness import ROOT, Stack
+from escalation.models import Escalation, Message, MessageStatus, Page, WebhookEvent
+from escalation.services.webhooks import webhook_identity
+from escalation.webhooks.parse import load_body, parse_webhook
+
+ESCALATIONS = 8000
+ROUNDS = 3
+RUN_SECONDS = 8.0
+WARMUP_SECONDS = 2.0
+CONCURRENCY = 16
+
+
+def prepare(stack: Stack, folder: Path) -> tuple[Path, list[str]]:
+    """Active escalations with one page and two sent messages each; the signed status bodies for them."""
+    truncate_run_tables()
+    now = timezone.now()
+    plan = bench_plan(1)
+    ids = bulk_escalations(ESCALATIONS, plan=plan, api="messages", created_at=now,
+                           next_action_at=now + timedelta(days=1))
+    pages = Page.objects.bulk_create([
+        Page(escalation_id=i, round=1, index=0, person_name="Bench person 1", started_at=now,
+             deadline=now + timedelta(seconds=1200)) for i in ids])
+    Escalation.objects.filter(pk__in=ids).update(current_round=1, current_index=0)
+    channels = plan["people"][0]["channels"]
+    messages = Message.objects.bulk_create([
+        Message(page_id=page.pk, channel_index=c, channel_type=ch["type"], to_address=ch["address"],
+                condition=ch["condition"], expiry_time=ch["expiry_time"], message_uuid=None, created_at=now,
+                sent_at=now, deadline=now + timedelta(seconds=600), status=MessageStatus.SUBMITTED, status_rank=1)
+        for page in pages for c, ch in enumerate(channels)], batch_size=4000)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE escalation_message SET message_uuid = gen_random_uuid()")
+        cursor.execute(CREATE_TABLE)
+        cursor.execute(f"TRUNCATE {TABLE}")
+    by_page = {}
+    for m in Message.objects.values("pk", "page_id", "channel_index", "message_uuid", "client_ref", "to_address",
+                                    "channel_type"):
+        by_page.setdefault(m["page_id"], {})[m["channel_index"]] = m
+    v1_channel = {"whatsapp": "whatsapp", "sms": "sms"}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def body(m: dict, status: str) -> str:
+        return json.dumps({"message_uuid": str(m["message_uuid"]), "to": m["to_address"], "from": "447700900000",
+                           "timestamp": stamp, "status": status, "channel": v1_channel[m["channel_type"]],
+                           "client_ref": m["client_ref"]}, separators=(",", ":"))
+
+    # Block by block, so one escalation's events are rarely in flight at the same moment (as from Vonage).
+    page_ids = [p.pk for p in pages]
+    bodies: list[str] = []
+    for start in range(0, len(page_ids), 400):
+        block = [by_page[p] for p in page_ids[start:start + 400]]
+        for channel_index, status in ((0, "submitted"), (1, "submitted"), (0, "delivered"), (1, "delivered"),
+                                      (0, "read")):
+            bodies += [body(m[channel_index], status) for m in block]
+    path = folder / "intake-requests.jsonl"
+    keys = []
+    with open(path, "w") as out:
+        for raw in bodies:
+            out.write(json.dumps({"path": "/webhooks/status", "authorization": stack.sign(raw.encode()),
+                                  "body": raw}) + "\n")
+            keys.append(webhook_identity(parse_webhook(load_body(raw.encode()), kind_hint="status"))[1])
+    log(f"intake: {len(bodies)} signed status webhooks for {len(messages)} messages ready")
+    return path, keys
+
+
+def load(url: str, requests: Path, *, offset: int, seconds: float, path: str = "", ok_file: Path | None = None
+         ) -> dict:
+    if path:  # the bare view gets the same bodies on its own URL
+        rewritten = requests.with_name("intake-bare.jsonl")
+        if not rewritten.exists():
+            with open(requests) as src, open(rewritten, "w") as dst:
+                for line in src:
+                    item = json.loads(line)
+                    item["path"] = path
+                    dst.write(json.dumps(item) + "\n")
+        requests = rewritten
+    command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--requests", str(requests), "--offset",
+               str(offset), "--duration", str(seconds), "--concurrency", str(CONCURRENCY)]
+    if ok_file:
+        command += ["--ok-file", str(ok_file)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def run(stack: Stack, folder: Path) -> Result:
+    requests, keys = prepare(stack, folder)
+    bare = stack.start_web("bare", settings_module="bench.bare.settings")
+    ours_url, bare_url = stack.webs["web"].url, bare.url
+    offsets = {"ours": 0, "bare": 0}
+    runs: dict[str, list[dict]] = {"ours": [], "bare": []}
+    accepted: list[int] = []
+
+    def one(which: str, seconds: float, record: bool) -> None:
+        ok_file = folder / f"ok-{which}.txt"
+        stats = load(ours_url if which == "ours" else bare_url, requests, offset=offsets[which],
+                     seconds=seconds, path="" if which == "ours" else "/bare/webhook", ok_file=ok_file)
+        offsets[which] = stats["next_offset"]
+        if which == "ours":
+            accepted.extend(int(i) for i in ok_file.read_text().split())
+        if record:
+            runs[which].append(stats)
+            log(f"intake {which}: {stats['rps']:.0f}/s p50 {stats['p50_ms']:.1f} ms p99 {stats['p99_ms']:.1f} ms "
+                f"errors {stats['errors'] or 0}")
+
+    one("ours", WARMUP_SECONDS, False)
+    one("bare", WARMUP_SECONDS, False)
+    for round_ in range(ROUNDS):
+        order = ("ours", "bare") if round_ % 2 == 0 else ("bare", "ours")
+        for which in order:
+            one(which, RUN_SECONDS, True)
+    stack.stop_web("bare")
+
+    accepted_keys = sorted({keys[i] for i in accepted})
+    stored = 0
+    for start in range(0, len(accepted_keys), 5000):
+        stored += WebhookEvent.objects.filter(dedup_key__in=accepted_keys[start:start + 5000]).count()
+    lost = len(accepted_keys) - stored
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {TABLE}")
+        bare_rows = cursor.fetchone()[0]
+    results = {row["result"]: row["n"] for row in WebhookEvent.objects.values("result").annotate(n=Count("id"))}
+
+    ours_rps = median([r["rps"] for r in runs["ours"]])
+    bare_rps = median([r["rps"] for r in runs["bare"]])
+    errors = sum(sum(r["errors"].values()) for rs in runs.values() for r in rs)
+    ratio = ours_rps / bare_rps
+    details = {
+        "ours_rps": [round(r["rps"]) for r in runs["ours"]], "bare_rps": [round(r["rps"]) for r in runs["bare"]],
+        "ours_p50_ms": median([r["p50_ms"] for r in runs["ours"]]),
+        "ours_p99_ms": median([r["p99_ms"] for r in runs["ours"]]),
+        "bare_p50_ms": median([r["p50_ms"] for r in runs["bare"]]),
+        "bare_p99_ms": median([r["p99_ms"] for r in runs["bare"]]),
+        "errors": errors, "accepted": len(accepted_keys), "stored": stored, "lost": lost,
+        "bare_rows": bare_rows, "concurrency": CONCURRENCY,
+        "web_workers": stack.web_workers, "results": results,
+    }
+    figure = (f"ours {ours_rps:.0f}/s (p50 {details['ours_p50_ms']:.0f} ms, p99 {details['ours_p99_ms']:.0f} ms) vs "
+              f"bare {bare_rps:.0f}/s (p50 {details['bare_p50_ms']:.0f} ms, p99 {details['bare_p99_ms']:.0f} ms): "
+              f"ratio {ratio:.2f}; {errors} errors; {len(accepted_keys)} accepted, {lost} lost")
+    return Result(1, "Webhook intake", figure, "ratio >= 0.5, 0 errors, 0 lost",
+                  ratio >= 0.5 and errors == 0 and lost == 0, details=details)
