@@ -7,7 +7,7 @@ thousands of escalations through the engine first would measure the set-up inste
 import statistics
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 BENCH_PERSON_NUMBER = 447700100000
@@ -35,16 +35,28 @@ class Result:
     met: bool | None  # None: no target, only reported
     notes: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    load: str = ""  # the machine's 1-minute load average before / after the benchmark
 
 
-class Clock:
-    """Wall-clock phases of a benchmark, for the log and the report."""
+class StatementCounter:
+    """Counts the SQL statements run on this thread's connection inside the block."""
 
     def __init__(self) -> None:
-        self.started = time.monotonic()
+        self.count = 0
 
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
+    def __enter__(self) -> "StatementCounter":
+        from django.db import connection
+
+        self._wrapper = connection.execute_wrapper(self)
+        self._wrapper.__enter__()
+        return self
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+    def __exit__(self, *exc: object) -> None:
+        self._wrapper.__exit__(*exc)
 
 
 def log(text: str) -> None:
@@ -94,11 +106,3 @@ def truncate_run_tables() -> None:
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE escalation_escalation, escalation_page, escalation_message, escalation_event, "
                        "escalation_webhookevent RESTART IDENTITY CASCADE")
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
-def since(moment: datetime, seconds: float) -> datetime:
-    return moment + timedelta(seconds=seconds)
