@@ -44,7 +44,8 @@ json_values = st.recursive(
     max_leaves=12,
 )
 plausible = st.sampled_from([
-    "firing", "resolved", "4", "3", "", " ", "\n", "x" * 5000, "\u202e\u0000", 0, -1, 2**70, 1.5, True, None,
+    "firing", "resolved", "4", "3", "", " ", "\n", "x" * 5000, "\u202e\u0000", "\ud800", "a\udfffb" * 100, 0, -1,
+    2**70, 1.5, True, None,
     [], {}, [{}], [None], {"alertname": None}, {"summary": ["a"]}, {"summary": "a\nb\tc"},
     "0001-01-01T00:00:00Z", "not-a-date", {"fingerprint": 7}, [{"status": "firing"}],
 ])
@@ -124,7 +125,8 @@ def test_generated_bodies_never_cause_a_5xx_and_refusals_store_nothing(integrati
 
 
 @settings(FUZZ, max_examples=400)
-@given(token=st.text(min_size=1, max_size=80), raw=random_bodies())
+@given(token=st.text(min_size=1, max_size=80) | st.sampled_from(["\x00" * 8, "abcdefgh\x00", "%00" * 10]),
+       raw=random_bodies())
 def test_any_other_token_is_404_and_stores_nothing(integrations, token, raw):
     if token in {i.token for i in integrations.values()}:
         return

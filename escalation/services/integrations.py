@@ -8,6 +8,7 @@ invariant (`one_active_per_alert`); the look-before-fire below is only the commo
 
 import hashlib
 import hmac
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -42,6 +43,7 @@ from escalation.vonage import VonageError, get_client
 # The candidates for a token are fetched by its first characters and the whole token is then compared in
 # constant time: the indexed lookup can at most leak (by timing) these few characters, never the rest.
 TOKEN_LOOKUP_PREFIX = 8
+TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
 # ASCII, not "…": one non-GSM character would switch a whole SMS to UCS-2 and shrink what fits.
 ELLIPSIS = "..."
 
@@ -58,7 +60,9 @@ class AlertResult:
 
 def integration_find(*, token: str) -> Integration | None:
     """The integration whose token this is, enabled or not; None for any other string."""
-    if len(token) < TOKEN_LOOKUP_PREFIX:
+    # Tokens are URL-safe base64 (new_token); anything else is nobody's, and a NUL would make PostgreSQL
+    # refuse the lookup itself.
+    if len(token) < TOKEN_LOOKUP_PREFIX or not TOKEN_CHARACTERS.fullmatch(token):
         return None
     given = token.encode()
     found = None
