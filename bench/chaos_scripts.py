@@ -254,19 +254,22 @@ class Sends:
     attempts: Counter
     accepted: Counter
     phone_messages: list[dict]  # every message the phones received (Dispatch items included)
+    our_sends: list[dict]  # every request of ours the emulator accepted, as {"to": first address, "created"}
 
 
 def sends(stack, addresses: set[str] | dict) -> Sends:
     attempts: Counter = Counter()
     accepted: Counter = Counter()
+    our_sends = []
     for record in all_records(stack.emulator_requests):
         paged = request_addresses(record)
         if paged and paged[0] in addresses:
             attempts[paged[0]] += 1
             if record["status"] == 202:
                 accepted[paged[0]] += 1
+                our_sends.append({"to": paged[0], "created": record["at"]})
     phone_messages = [m for m in stack.emulator.messages() if m["api"] != "inbound" and m["to"] in addresses]
-    return Sends(attempts, accepted, phone_messages)
+    return Sends(attempts, accepted, phone_messages, our_sends)
 
 
 def pages_after_end(phone_messages: list[dict], owner: dict[str, int], ended: dict[int, float | None]) -> list[str]:

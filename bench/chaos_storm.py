@@ -368,12 +368,14 @@ def audit(stack: Stack, storm: Storm, groups: dict[str, list[int]], storm_second
             problems.append(f"#{pk}: {escalation.state} by {escalation.acknowledged_by_name!r}, "
                             f"expected {state} {by!r} ({escalation.outcome})")
 
-    # The pages the worker sent meanwhile: none twice, none after its escalation ended.
+    # The pages the worker sent meanwhile: none twice, none after its escalation ended. Our requests, not
+    # the phones' record: the storm ended Dispatch workflows with made-up reports, so the emulator's own
+    # workflows carry on failing over to the next channel, as a real one would not have.
     owner = {c["address"]: pk for pk, e in escalations.items() for p in e.plan["people"] for c in p["channels"]}
     record = scripts_.sends(stack, owner)
     duplicates = sum(n - 1 for n in record.accepted.values())
     ended = {pk: e.ended_at.timestamp() if e.ended_at else None for pk, e in escalations.items()}
-    late = scripts_.pages_after_end(record.phone_messages, owner, ended)
+    late = scripts_.pages_after_end(record.our_sends, owner, ended)
     problems += late
 
     # The worker under the storm: how long from a rejection to the next page.
