@@ -38,8 +38,7 @@ def run(stack: Stack, folder: Path) -> Result:
     roster = stack.make_roster("burst", people=3)
     indexes = [stack.add_worker() for _ in range(WORKERS)]
     try:
-        stack.wait_for(lambda: all(stack.workers[i].alive() for i in indexes), timeout=10)
-        time.sleep(2)  # the workers' Django start-up is not part of the burst
+        stack.wait_workers_ready()  # the workers' Django start-up is not part of the burst
         since = max([r["seq"] for r in stack.emulator_requests()], default=0)
         committed = fire_all(stack, roster)
         log(f"burst: {ESCALATIONS} escalations committed")

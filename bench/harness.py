@@ -33,6 +33,7 @@ Attributes once started: `url` (gunicorn base URL), `emulator` (emulator.control
 `workers` (list of Proc | None), `procs_env` (the environment the app processes get).
 
 Methods: start(), stop(), kill_worker(i), start_worker(i), restart_worker(i), add_worker() -> index,
+wait_workers_ready() (PostgreSQL: each worker's loop LISTENs once it runs), listening_workers(),
 start_web(name, settings_module=..., workers=...) -> Proc (a second gunicorn, e.g. the bare baseline),
 stop_web(name), web_worker_pids(name="web"), kill_emulator(), restart_emulator() (same port),
 manage(*args), setup_django(), make_roster(...), fire(...), sign(raw_body), emulator_requests(since=...),
@@ -381,6 +382,19 @@ class Stack:
                     self.log_dir / f"worker{index}.log")
         self.workers[index] = proc
         return proc
+
+    def listening_workers(self) -> int:
+        """Worker processes whose loop is running: each LISTENs for wake-ups once its first pass is done."""
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND query LIKE 'LISTEN %%'").fetchone()[0]
+
+    def wait_workers_ready(self, timeout: float = 60.0) -> None:
+        """Until every running worker's loop is up (Django's start-up takes seconds on a busy machine)."""
+        running = sum(1 for w in self.workers if w is not None and w.alive())
+        wait_for(self.listening_workers, lambda n: n >= running, timeout=timeout, interval=0.1)
 
     def kill_worker(self, index: int) -> None:
         self.workers[index].kill()

@@ -9,6 +9,7 @@ import importlib
 import os
 import platform
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from bench.harness import ROOT, Stack
 MODULES = {"intake": "intake", "fire": "fire_latency", "lateness": "lateness", "burst": "burst",
            "history": "history"}
 NAMES = tuple(MODULES)
+NUMBERS = {"intake": 1, "fire": 2, "lateness": 3, "burst": 4, "history": 6}
 OUT = ROOT / "var" / "bench"
 
 
@@ -39,8 +41,13 @@ def main() -> None:
         for name in chosen:
             log(f"--- {name}")
             load_before = os.getloadavg()[0]
-            # Imported only now: the benchmarks use the ORM, configured just above against the stack's database.
-            found = importlib.import_module(f"bench.{MODULES[name]}").run(stack, OUT)
+            try:
+                # Imported only now: the benchmarks use the ORM, configured above against the stack's database.
+                found = importlib.import_module(f"bench.{MODULES[name]}").run(stack, OUT)
+            except Exception as error:
+                # One broken benchmark must not cost the others' figures; it shows as failed in the table.
+                traceback.print_exc()
+                found = Result(NUMBERS[name], name, f"failed: {type(error).__name__}: {error}"[:300], "", False)
             found = found if isinstance(found, list) else [found]
             for result in found:
                 # The machine is shared: how busy it was says how much to trust a figure.
