@@ -229,7 +229,10 @@ def crash(rng: random.Random, scale: float) -> Row:
             dump_stuck(stack)
         row = audit_row("worker crashes (SIGKILL)", stack, scripts, f"{chaos.kills} kills")
         row.notes.append(f"{chaos.in_flight} sends were in flight (claimed, unrecorded) at the kills: the most "
-                         "a kill could repeat")
+                         "a kill could repeat. A duplicate is a send cut off between Vonage's 202 and its record, "
+                         "sent again when its lease ran out; on the Messages API the status webhook (matched by "
+                         "client_ref) usually records it first, a Dispatch workflow's statuses cannot be matched "
+                         "before its uuid is recorded")
         if row.duplicates > chaos.in_flight:
             row.notes.append("MORE duplicates than sends in flight at the kills")
         if not ended:
@@ -338,6 +341,7 @@ def database_restart(rng: random.Random, scale: float) -> Row:
         active_before = scripts_.active_count(ids)
         log(f"db: restarting PostgreSQL with {active_before} escalations active")
         outage = restart_postgres()
+        back_at = time.time()
         log(f"db: PostgreSQL back after {outage:.1f} s")
         ended = scripts_.wait_until(tolerant(lambda: scripts_.active_count(ids) == 0), timeout=120,
                                     tick=tolerant_tick)
@@ -345,8 +349,10 @@ def database_restart(rng: random.Random, scale: float) -> Row:
         row = audit_row("database restart", stack, scripts, f"1 PostgreSQL restart ({outage:.1f} s)")
         row.notes.append(f"{active_before} escalations active at the restart; {workers_alive} of "
                          f"{len(stack.workers)} workers still running after it (none restarted by hand)")
-        if row.five_xx:
-            row.notes.append("the 5xx were webhooks refused while the database was down; Vonage retries them")
+        after = scripts_.webhook_5xx(stack, after=back_at)
+        row.five_xx_allowed = row.five_xx - after
+        row.notes.append(f"the 5xx are webhooks answered while the database was down (Vonage retries them, and "
+                         f"none was lost); {after} after it was back")
         if not ended:
             row.notes.append("timed out waiting for the escalations to end")
     return row

@@ -65,6 +65,7 @@ class StormResult:
     five_xx: int = 0
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    answers: Counter = field(default_factory=Counter)  # HTTP status -> count
 
 
 def _http(url: str, path: str, raw: bytes, authorization: str) -> bytes:
@@ -114,6 +115,7 @@ async def _send(url: str, batch: list[Sent], rate: float, seconds: float, result
             batch[index].statuses.append(status)
             result.offered += 1
             if status is not None:
+                result.answers[status] += 1
                 result.answered += 1
                 result.latencies.append(loop.time() - began)
                 if status >= 500:
@@ -401,5 +403,7 @@ def audit(stack: Stack, storm: Storm, groups: dict[str, list[int]], storm_second
     if delays:
         row.notes.append(f"the worker kept paging: rejection to next page p50 {statistics.median(delays):.2f} s, "
                          f"max {max(delays):.2f} s")
-    row.notes.append(f"a storm of {storm_seconds:.0f} s rather than a minute")
+    row.notes.append(f"a storm of {storm_seconds:.0f} s rather than a minute; the rate is bound by CPU (gunicorn, "
+                     "PostgreSQL, the worker, the emulator and the sender share the machine); answers: "
+                     + ", ".join(f"{n} x {status}" for status, n in sorted(result.answers.items())))
     return row
