@@ -339,6 +339,7 @@ def database_restart(rng: random.Random, scale: float) -> Row:
         ids = [s.escalation_id for s in scripts]
         scripts_.wait_until(lambda: False, timeout=2, tick=tolerant_tick)
         active_before = scripts_.active_count(ids)
+        in_flight = scripts_.in_flight()
         log(f"db: restarting PostgreSQL with {active_before} escalations active")
         outage = restart_postgres()
         back_at = time.time()
@@ -347,8 +348,12 @@ def database_restart(rng: random.Random, scale: float) -> Row:
                                     tick=tolerant_tick)
         workers_alive = sum(1 for w in stack.workers if w is not None and w.alive())
         row = audit_row("database restart", stack, scripts, f"1 PostgreSQL restart ({outage:.1f} s)")
-        row.notes.append(f"{active_before} escalations active at the restart; {workers_alive} of "
-                         f"{len(stack.workers)} workers still running after it (none restarted by hand)")
+        row.notes.append(f"{active_before} escalations active and {in_flight} sends in flight at the restart; "
+                         f"{workers_alive} of {len(stack.workers)} workers still running after it (none restarted "
+                         "by hand)")
+        if row.duplicates:
+            row.notes.append("a duplicate is a send Vonage accepted while its record (and the status webhook that "
+                             "could have stood in for it) could not be written, sent again when its lease ran out")
         after = scripts_.webhook_5xx(stack, after=back_at)
         row.five_xx_allowed = row.five_xx - after
         row.notes.append(f"the 5xx are webhooks answered while the database was down (Vonage retries them, and "
