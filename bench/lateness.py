@@ -64,6 +64,7 @@ def measure(stack: Stack, workers: int, count: int = ESCALATIONS, spread: float 
     stack.emulator.reset()
     # Nobody's phone answers and no webhook is sent: person 2's workflow is accepted and then left alone.
     stack.emulator.configure(webhook_base="")
+    truncate_run_tables()  # a previous run's backlog would keep the new workers busy, never idle
     indexes = [stack.add_worker() for _ in range(workers)]
     try:
         # Workers are up (and idle: nothing is due yet) before the timers are written.

@@ -47,7 +47,8 @@ def main() -> None:
             except Exception as error:
                 # One broken benchmark must not cost the others' figures; it shows as failed in the table.
                 traceback.print_exc()
-                found = Result(NUMBERS[name], name, f"failed: {type(error).__name__}: {error}"[:300], "", False)
+                why = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+                found = Result(NUMBERS[name], name, f"failed: {why}", "", False)
             found = found if isinstance(found, list) else [found]
             for result in found:
                 # The machine is shared: how busy it was says how much to trust a figure.
