@@ -15,6 +15,7 @@ into a flood of noise:
 - final error (Dispatch): `error` reports before any status -> each person passed over -> exhausted.
 - noise: statuses and final reports for unknown messages and workflows, replies from strangers, and
   repeats of all of these (Vonage's retries).
+The emulator's own webhooks are duplicated and reordered as well (its webhook faults).
 
 Audit: zero 5xx; every event answered 2xx is stored (its dedup key in WebhookEvent); no message's status
 ever moved back (its status events rise strictly, and it ends at the highest status stored for it); every
@@ -216,6 +217,8 @@ def run(stack: Stack, rng: random.Random, *, scale: float = 1.0) -> Row:
             scenarios += [{"address": c["address"], "channel": c["type"], "action": "never_deliver"}
                           for p in escalation.plan["people"] for c in p["channels"]]
     stack.emulator.scenarios(scenarios)
+    # The emulator's own webhooks (the first pages' statuses) come twice and out of order too.
+    stack.emulator.webhook_faults(duplicate=True, reorder=True)
     everyone = [pk for ids in groups.values() for pk in ids]
     log(f"storm: {len(everyone)} escalations fired; waiting for their first pages")
 
@@ -330,6 +333,11 @@ def audit(stack: Stack, storm: Storm, groups: dict[str, list[int]], storm_second
             answered_keys.add(key)
         else:
             unanswered += 1
+    # The emulator's deliveries count the same way (answered 2xx: stored).
+    for record in scripts_.all_records(lambda **kw: stack.emulator._get("webhooks", **kw)):
+        if record["status"] is not None and record["status"] < 300:
+            kind = "inbound" if record["kind"] == "inbound" else "status"
+            answered_keys.add(webhook_identity(parse_webhook(record["body"], kind_hint=kind))[1])
     missing = answered_keys - stored
     problems += [f"event {key} answered 2xx but not stored" for key in sorted(missing)[:5]]
 
