@@ -111,15 +111,20 @@ def _status_of(message_id: int) -> str:
 
 
 def _find_target(update: StatusUpdate) -> tuple[int, Message | None, Page | None] | None:
-    """Which escalation (and message, or Dispatch page) a status is about. Reads only: takes no locks."""
+    """Which escalation (and message, or Dispatch page) a status is about. Reads only: takes no locks.
+
+    Lookups here are on unique columns: `order_by("pk")` keeps the models' default ordering (through their
+    foreign keys) from adding joins to the hottest query of webhook intake.
+    """
     lookup = Q(message_uuid=update.message_uuid) if update.message_uuid else Q(pk=None)
     if update.client_ref:
         lookup |= Q(client_ref=update.client_ref)
-    message = Message.objects.select_related("page").filter(lookup).first()
+    message = Message.objects.select_related("page").filter(lookup).order_by("pk").first()
     if message is not None:
         return message.page.escalation_id, message, None
     if update.dispatch_uuid:
-        page = Page.objects.select_related("escalation").filter(dispatch_uuid=update.dispatch_uuid).first()
+        pages = Page.objects.select_related("escalation").filter(dispatch_uuid=update.dispatch_uuid)
+        page = pages.order_by("pk").first()
         if page is not None:
             return page.escalation_id, None, page
     return None
@@ -130,7 +135,7 @@ def _dispatch_message(page: Page, update: StatusUpdate, now: datetime) -> Messag
 
     Runs under the escalation's row lock, so two statuses of one item cannot both create it.
     """
-    existing = Message.objects.select_related("page").filter(message_uuid=update.message_uuid).first()
+    existing = Message.objects.select_related("page").filter(message_uuid=update.message_uuid).order_by("pk").first()
     if existing is not None:
         return existing
     channels = plan_person(page.escalation, page.index)["channels"]
@@ -151,7 +156,7 @@ def _dispatch_message(page: Page, update: StatusUpdate, now: datetime) -> Messag
 
 
 def apply_final_report(report: FinalReport, *, now: datetime) -> Applied:
-    page = Page.objects.filter(dispatch_uuid=report.dispatch_uuid).first()
+    page = Page.objects.filter(dispatch_uuid=report.dispatch_uuid).order_by("pk").first()
     if page is None:
         return Applied("unknown workflow")
     with transaction.atomic():

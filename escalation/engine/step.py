@@ -80,7 +80,7 @@ def _current_page(escalation: Escalation) -> Page | None:
         return None
     return Page.objects.filter(
         escalation=escalation, round=escalation.current_round, index=escalation.current_index
-    ).first()
+    ).order_by("pk").first()
 
 
 def _set_timer(escalation: Escalation, until: datetime | None) -> None:
@@ -167,7 +167,7 @@ def _dispatch_page_step(escalation: Escalation, page: Page, now: datetime, repla
         pass_over(page, "Dispatch reported the workflow as failed (final report: error).", now)
         return PASSED_OVER
     last_index = len(person["channels"]) - 1
-    last = page.messages.filter(channel_index=last_index).first()
+    last = page.messages.filter(channel_index=last_index).order_by("pk").first()
     if last is not None and last.status in FAILED_STATUSES:
         pass_over(page, f"last channel ({ChannelType(last.channel_type).label}) was {last.status}.", now)
         return PASSED_OVER
