@@ -323,7 +323,9 @@ def audit(stack: Stack, storm: Storm, groups: dict[str, list[int]], storm_second
     from escalation.webhooks.payloads import StatusUpdate
 
     problems = []
-    # Lost: an event answered 2xx whose dedup key is not stored, or one never answered 2xx at all.
+    # Lost: an event answered 2xx whose dedup key is not stored, or one never answered 2xx at all. The
+    # emulator's record is read before the table: it keeps delivering, and a 2xx is only sent after commit.
+    emulator_deliveries = scripts_.all_records(lambda **kw: stack.emulator._get("webhooks", **kw))
     stored = set(WebhookEvent.objects.values_list("dedup_key", flat=True))
     answered_keys, unanswered = set(), 0
     for sent in storm.sent:
@@ -334,7 +336,7 @@ def audit(stack: Stack, storm: Storm, groups: dict[str, list[int]], storm_second
         else:
             unanswered += 1
     # The emulator's deliveries count the same way (answered 2xx: stored).
-    for record in scripts_.all_records(lambda **kw: stack.emulator._get("webhooks", **kw)):
+    for record in emulator_deliveries:
         if record["status"] is not None and record["status"] < 300:
             kind = "inbound" if record["kind"] == "inbound" else "status"
             answered_keys.add(webhook_identity(parse_webhook(record["body"], kind_hint=kind))[1])
