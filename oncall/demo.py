@@ -120,6 +120,9 @@ def main() -> None:
                 process.kill()
 
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    # A shell that starts us in the background hands SIGINT down as ignored, and Python then leaves it so:
+    # Ctrl-C must stop the demo however it was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         wait_until_up(f"http://127.0.0.1:{web_port}/admin/login/", processes)
         wait_until_up(env["DEMO_PHONES_URL"], processes)  # every URL printed below answers
