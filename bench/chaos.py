@@ -314,8 +314,12 @@ def faults(rng: random.Random, scale: float) -> Row:
         row.notes.append(f"{events[EventKind.RETRIED]} retries, {events[EventKind.SEND_FAILED]} sends refused or "
                          f"given up (each with its error); at most {row.most_attempts} requests for one step "
                          f"(bound {SEND_ATTEMPTS})")
-        row.notes.append(f"the last escalation ended {tail:.1f} s after the faults stopped" if ended
-                         else "STALLED: escalations still active 120 s after the faults stopped")
+        if not ended:
+            row.notes.append("STALLED: escalations still active 120 s after the faults stopped")
+        elif tail < 0.5:
+            row.notes.append("every escalation had ended while the faults were still coming")
+        else:
+            row.notes.append(f"the last escalation ended {tail:.1f} s after the faults stopped")
     return row
 
 
