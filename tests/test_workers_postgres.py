@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from escalation.models import Escalation, EscalationState, Message
@@ -64,9 +64,14 @@ def stop(workers: list[subprocess.Popen]) -> None:
 
 def expire_waiting_messages() -> None:
     """What the clock does when every channel's expiry runs out: the next step is due now."""
-    now = timezone.now()
-    Message.objects.filter(page__escalation__state=EscalationState.ACTIVE, deadline__gt=now).update(deadline=now)
-    Escalation.objects.filter(state=EscalationState.ACTIVE, next_action_at__gt=now).update(next_action_at=now)
+    with transaction.atomic():
+        # Under the escalations' row locks, like the engine's own writers: a worker deciding right now
+        # must not keep the old deadline after we moved it.
+        list(Escalation.objects.select_for_update().filter(state=EscalationState.ACTIVE).order_by("pk")
+             .values_list("pk", flat=True))
+        now = timezone.now()
+        Message.objects.filter(page__escalation__state=EscalationState.ACTIVE, deadline__gt=now).update(deadline=now)
+        Escalation.objects.filter(state=EscalationState.ACTIVE, next_action_at__gt=now).update(next_action_at=now)
 
 
 def sent_count() -> int:
