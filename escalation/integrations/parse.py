@@ -16,15 +16,13 @@ import uuid
 from dataclasses import dataclass
 
 from escalation.models import IntegrationFormat
+from escalation.storable import TooDeep, storable
 
 FIRING = "firing"
 RESOLVED = "resolved"
 STATUSES = (FIRING, RESOLVED)
 # Escalation.dedup_key is 255 characters; a longer group key (many grouping labels) is hashed to fit.
 DEDUP_KEY_MAX = 255
-# PostgreSQL refuses NUL in text, and a lone surrogate cannot even be encoded to UTF-8 (nor hashed): either
-# would turn an alert into a 500, which Alertmanager retries forever. Replaced, as the webhooks' parser does.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Real notifications are a few levels deep; this bounds the walk below (json.loads allows far deeper).
 MAX_DEPTH = 64
 
@@ -44,7 +42,11 @@ class Alert:
 
 
 def parse(format: str, body: object) -> list[Alert]:
-    body = _storable(body, depth=0)
+    try:
+        # NUL or a lone surrogate would turn an alert into a 500, which Alertmanager retries forever.
+        body = storable(body, max_depth=MAX_DEPTH)
+    except TooDeep:
+        raise BadPayload(f"the body is nested more than {MAX_DEPTH} levels deep") from None
     if format == IntegrationFormat.ALERTMANAGER:
         return _alertmanager(body)
     if format == IntegrationFormat.GRAFANA:
@@ -52,18 +54,6 @@ def parse(format: str, body: object) -> list[Alert]:
     if format == IntegrationFormat.GENERIC:
         return _generic(body)
     raise ValueError(f"unknown integration format {format!r}")
-
-
-def _storable(value: object, *, depth: int) -> object:
-    if depth > MAX_DEPTH:
-        raise BadPayload(f"the body is nested more than {MAX_DEPTH} levels deep")
-    if isinstance(value, dict):
-        return {_UNSTORABLE.sub("\ufffd", k): _storable(v, depth=depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v, depth=depth + 1) for v in value]
-    if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
-    return value
 
 
 def dedup_key(value: str) -> str:

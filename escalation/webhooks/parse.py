@@ -15,12 +15,12 @@ checked for type and size before use.
 
 import json
 import math
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from escalation.models import CHANNEL_TYPE_FROM_V1, ChannelType
+from escalation.storable import TooDeep, storable
 from escalation.webhooks.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
 
 
@@ -48,10 +48,6 @@ MAX_DEPTH = 16
 MAX_ADDRESS_LENGTH = 50  # `to`/`from` ids and numbers are 1..50 characters (messages-v0.1.yml)
 MAX_ERROR_LENGTH = 500
 
-# PostgreSQL refuses NUL in text and jsonb, and lone surrogates cannot be encoded to UTF-8 at all: either
-# would turn a stored body into a 500. Replace them rather than refuse, so a person's odd reply is kept.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
 
 def load_body(raw: bytes) -> dict[str, Any]:
     """The JSON object in `raw`, with every string made storable; PayloadError if there is none."""
@@ -65,7 +61,10 @@ def load_body(raw: bytes) -> dict[str, Any]:
         raise PayloadError(f"The body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise PayloadError(f"The body is JSON but not an object (got {type(body).__name__}).")
-    return _storable(body, depth=0)
+    try:
+        return storable(body, max_depth=MAX_DEPTH)
+    except TooDeep:
+        raise PayloadError(f"The body is nested more than {MAX_DEPTH} levels deep; Vonage's are not.") from None
 
 
 def parse_webhook(body: dict[str, Any], *, kind_hint: str) -> Webhook:
@@ -254,18 +253,6 @@ def _error_summary(error: Any) -> str:
     else:
         summary = ""
     return summary[:MAX_ERROR_LENGTH]
-
-
-def _storable(value: Any, *, depth: int) -> Any:
-    if depth > MAX_DEPTH:
-        raise PayloadError(f"The body is nested more than {MAX_DEPTH} levels deep; Vonage's are not.")
-    if isinstance(value, dict):
-        return {_UNSTORABLE.sub("\ufffd", k): _storable(v, depth=depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v, depth=depth + 1) for v in value]
-    if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
-    return value
 
 
 def _refuse_constant(name: str) -> float:
