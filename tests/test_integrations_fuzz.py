@@ -57,21 +57,23 @@ ALERT_KEYS = ["status", "labels", "annotations", "fingerprint", "startsAt", "end
 
 @st.composite
 def mutated(draw, format: str) -> bytes:
+    # Copies throughout: Hypothesis may hand out one mutable instance twice, and an alert assigned into
+    # itself would be a circular body, not a hostile one.
     body = copy.deepcopy(draw(st.sampled_from(REAL[format])))
     for key in draw(st.lists(st.sampled_from(sorted(body)), max_size=3, unique=True)):
         if draw(st.booleans()):
             del body[key]
         else:
-            body[key] = draw(values)
+            body[key] = copy.deepcopy(draw(values))
     for key in draw(st.lists(st.sampled_from(KEYS), max_size=2)):
-        body[key] = draw(values)
+        body[key] = copy.deepcopy(draw(values))
     alerts = body.get("alerts")
     if isinstance(alerts, list) and alerts and isinstance(alerts[0], dict):
         for key in draw(st.lists(st.sampled_from(ALERT_KEYS), max_size=3)):
             if draw(st.booleans()):
                 alerts[0].pop(key, None)
             else:
-                alerts[0][key] = draw(values)
+                alerts[0][key] = copy.deepcopy(draw(values))
     return json.dumps(body).encode()
 
 
