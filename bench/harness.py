@@ -56,6 +56,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from emulator.control import wait_for as poll_until
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
@@ -65,6 +67,12 @@ SENDERS = {"messenger": "1923256201474167", "viber_service_msg": "654321", "what
            "sms": "447700900000"}
 
 T = TypeVar("T")
+
+
+def wait_for(fetch: Callable[[], T], until: Callable[[T], bool] = bool, *, timeout: float = 10.0,
+             interval: float = 0.05) -> T:
+    """The emulator control's polling loop, with the more patient defaults a whole stack needs."""
+    return poll_until(fetch, until, timeout=timeout, interval=interval)
 
 
 def free_port() -> int:
@@ -97,17 +105,6 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
-def wait_for(fetch: Callable[[], T], until: Callable[[T], bool] = bool, *, timeout: float = 10.0,
-             interval: float = 0.05) -> T:
-    """Poll `fetch()` until `until(result)`; TimeoutError with the last result after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fetch()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {timeout} s; last result: {result!r:.500}")
-        time.sleep(interval)
 
 
 def recreate_database(name: str) -> str:

@@ -12,6 +12,19 @@ import requests
 T = TypeVar("T")
 
 
+def wait_for(fetch: Callable[[], T], until: Callable[[T], bool] = bool, *, timeout: float = 5.0,
+             interval: float = 0.02) -> T:
+    """Poll `fetch()` until `until(result)` holds; raise TimeoutError with the last result otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fetch()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout} s; last result: {result!r:.2000}")
+        time.sleep(interval)
+
+
 class EmulatorControl:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
@@ -83,11 +96,4 @@ class EmulatorControl:
 
     def wait_for(self, fetch: Callable[[], T], until: Callable[[T], bool], *, timeout: float = 5.0) -> T:
         """Poll `fetch()` until `until(result)` holds; raise TimeoutError with the last result otherwise."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = fetch()
-            if until(result):
-                return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gave up after {timeout} s; last result: {result!r:.2000}")
-            time.sleep(0.02)
+        return wait_for(fetch, until, timeout=timeout)
