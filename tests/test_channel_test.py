@@ -13,6 +13,7 @@ from django.utils import timezone
 from escalation.admin.channel_tests import waiting
 from escalation.models import ChannelTest, Person, Sender
 from escalation.services.integrations import channel_test_send
+from tests.applying import apply_stored_webhooks
 from tests.personas import MICHAEL, TONY, make_person, make_senders
 
 pytestmark = pytest.mark.django_db
@@ -157,6 +158,7 @@ def test_the_answers_arrive_over_real_webhooks(app_emulator, admin_client):
     admin_client.post(f"/admin/escalation/person/{person.pk}/test-message/")
 
     def statuses() -> list[str]:
+        apply_stored_webhooks()  # as the worker does
         return list(ChannelTest.objects.order_by("id").values_list("status", flat=True))
 
     emulator.wait_for(statuses, lambda s: s == ["read", "rejected", "delivered"], timeout=10)

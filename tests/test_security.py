@@ -40,6 +40,7 @@ from escalation.models import (
 from escalation.services.escalations import escalation_fire
 from escalation.services.integrations import alert_digest
 from escalation.vonage import get_client
+from tests.applying import apply_stored_webhooks
 from tests.conftest import TEST_SIGNATURE_SECRET
 from tests.history_rows import active_escalation
 from tests.personas import MICHAEL, TONY, make_roster
@@ -346,8 +347,10 @@ def test_a_replayed_signed_webhook_changes_nothing_more(settings):
         return raw, vonage_signature(raw, now=timezone.now())
 
     def replay(raw: bytes, signature: str) -> int:
-        return client.post("/webhooks/status", raw, content_type="application/json",
-                           headers={"Authorization": signature}).status_code
+        status = client.post("/webhooks/status", raw, content_type="application/json",
+                             headers={"Authorization": signature}).status_code
+        apply_stored_webhooks()
+        return status
 
     delivered, read = delivery("delivered"), delivery("read")
     assert replay(*delivered) == 204
@@ -382,6 +385,7 @@ def test_a_replayed_reply_does_not_acknowledge_a_later_escalation(settings):
     client = Client()
     assert client.post("/webhooks/inbound", raw, content_type="application/json",
                        headers={"Authorization": signature}).status_code == 204
+    apply_stored_webhooks()
     first.refresh_from_db()
     assert first.state == EscalationState.ACKNOWLEDGED
 
@@ -389,6 +393,7 @@ def test_a_replayed_reply_does_not_acknowledge_a_later_escalation(settings):
     paged(second, 0)
     assert client.post("/webhooks/inbound", raw, content_type="application/json",
                        headers={"Authorization": signature}).status_code == 204
+    apply_stored_webhooks()
     second.refresh_from_db()
     assert second.state == EscalationState.ACTIVE  # the old reply is the same event: stored once, applied once
 

@@ -15,7 +15,9 @@ from django.utils import timezone
 
 from escalation.models import ChannelTest, Escalation, Event, Message, Page, Person, WebhookEvent
 from escalation.services.escalations import escalation_fire
-from escalation.services.webhooks import WebhookRefused, webhook_reapply, webhook_receive
+from escalation.engine.apply import replay_unmatched_dispatch
+from escalation.services.webhooks import WebhookRefused, webhook_apply, webhook_receive
+from tests.applying import apply_stored_webhooks
 from tests.conftest import TEST_SIGNATURE_SECRET
 from tests.personas import MICHAEL, TONY, make_person, make_roster
 from tests.signing import vonage_claims, vonage_signature
@@ -78,7 +80,9 @@ def dispatch_status(message_uuid: str, dispatch_uuid: str, to: dict, status: str
 def post(client: Client, url: str, body: dict | bytes, *, authorization: str | None = None, **extra):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Authorization": authorization} if authorization else {}
-    return client.post(url, data=raw, content_type="application/json", headers=headers, **extra)
+    response = client.post(url, data=raw, content_type="application/json", headers=headers, **extra)
+    apply_stored_webhooks()  # as the worker's next pass would
+    return response
 
 
 def unknown_status(status: str = "delivered") -> dict:
@@ -369,10 +373,30 @@ def test_a_dispatch_status_that_beat_its_workflow_uuid_is_applied_when_replayed(
     assert post(client, STATUS_URL, body).status_code == 204
     event = WebhookEvent.objects.get()
     assert event.result == "unknown message"
+    assert str(event.dispatch_uuid) == dispatch_uuid
 
     Page.objects.filter(pk=page.pk).update(dispatch_uuid=dispatch_uuid)
-    applied = webhook_reapply(event, now=T0 + timedelta(seconds=5))
-    assert applied.result == "status read: acknowledged"
+    assert replay_unmatched_dispatch(dispatch_uuid, now=T0 + timedelta(seconds=5)) == 1
     event.refresh_from_db()
-    assert (event.escalation, event.result) == (escalation, "status read: acknowledged")
-    assert webhook_reapply(event, now=T0 + timedelta(seconds=6)) is None  # matched now: never applied twice
+    assert (event.escalation, event.result) == (escalation, "status read: acknowledged (applied late)")
+    assert replay_unmatched_dispatch(dispatch_uuid, now=T0 + timedelta(seconds=6)) == 0  # matched now: never twice
+
+
+# --- Stored in the request, applied by a worker ---
+
+def test_the_request_only_stores_the_event_and_a_worker_applies_it_once(client, escalation):
+    message = sent(paged(escalation, 0), 0)
+    raw = json.dumps(v1_status(message, "read")).encode()
+    received = webhook_receive(kind_hint="status", raw_body=raw, authorization=None, now=T0)
+    message.refresh_from_db()
+    assert (message.status, received.event.applied_at, received.event.result) == ("submitted", None, "")
+
+    applied = webhook_apply(received.event.pk, now=T0 + timedelta(seconds=1))
+    assert applied.result == "status read: acknowledged"
+    message.refresh_from_db()
+    escalation.refresh_from_db()
+    assert (message.status, escalation.state) == ("read", "acknowledged")
+    received.event.refresh_from_db()
+    assert received.event.applied_at == T0 + timedelta(seconds=1)
+    assert webhook_apply(received.event.pk, now=T0 + timedelta(seconds=2)) is None  # never applied twice
+    assert Event.objects.filter(message=message, kind="read").count() == 1

@@ -1,5 +1,5 @@
 """Two deliveries of the same event at the same moment, each in its own thread and database connection:
-one applies it, the other is a duplicate, and neither fails."""
+one stores it, the other is a duplicate, and neither fails; two workers applying it at once apply it once."""
 
 import json
 import threading
@@ -11,7 +11,8 @@ from django.db import connection, transaction
 
 from escalation.models import Event, WebhookEvent
 from escalation.services.escalations import escalation_fire
-from escalation.services.webhooks import Received, webhook_receive
+from escalation.services.webhooks import Received, webhook_apply, webhook_receive
+from tests.applying import apply_stored_webhooks
 from tests.conftest import requires_postgres
 from tests.personas import MICHAEL, TONY, make_roster
 from tests.test_webhooks import T0, paged, sent, v1_status
@@ -63,6 +64,7 @@ def test_simultaneous_duplicates_are_applied_once(delivery):
         assert not errors
         assert sorted(r.duplicate for r in results) == [False, True]
         assert WebhookEvent.objects.count() == 1
+    apply_stored_webhooks()
     assert Event.objects.filter(message_id=message_id, kind="delivered").count() == 1
 
 
@@ -98,4 +100,26 @@ def test_a_duplicate_waits_for_the_first_delivery_and_then_is_answered_as_one(de
     assert not errors
     assert [r.duplicate for r in results] == [False, True]
     assert WebhookEvent.objects.count() == 1
+    apply_stored_webhooks()
     assert Event.objects.filter(message_id=message_id, kind="delivered").count() == 1
+
+
+def test_two_workers_applying_the_same_event_at_once_apply_it_once(delivery):
+    raw, message_id = delivery
+    event = receive(raw).event
+    for _ in range(5):
+        barrier = threading.Barrier(2)
+        results: list = []
+        errors: list[Exception] = []
+
+        def together(barrier: threading.Barrier = barrier):
+            barrier.wait(timeout=10)
+            return webhook_apply(event.pk, now=T0)
+
+        threads = [in_thread(together, results, errors) for _ in range(2)]
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not errors
+        assert sum(r is not None for r in results) == 1
+        WebhookEvent.objects.filter(pk=event.pk).update(applied_at=None)  # pending again for the next try
+    assert Event.objects.filter(message_id=message_id, kind="delivered").count() == 1  # the status moved once

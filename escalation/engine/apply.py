@@ -206,18 +206,15 @@ def apply_inbound(reply: InboundReply, *, now: datetime) -> Applied:
 
 
 def replay_unmatched_dispatch(dispatch_uuid: str, *, now: datetime) -> int:
-    """Apply the stored webhooks of a workflow that arrived before its dispatch_uuid was recorded.
+    """Apply again the applied-but-unmatched events of a workflow whose dispatch_uuid is now recorded.
 
-    Vonage may post the first status before our outcome transaction for the 202 has committed; those
-    events were stored as "unknown" and are applied again here. Returns how many were replayed.
+    Vonage may post the first status before our outcome transaction for the 202 has committed; a worker
+    then applied it as "unknown". Events still pending need nothing: they are applied after this commit.
+    Returns how many were replayed.
     """
-    unmatched = WebhookEvent.objects.filter(message=None, escalation=None).filter(
-        Q(body___links__dispatch__dispatch_uuid=dispatch_uuid)
-        | Q(body___links__workflow__dispatch_uuid=dispatch_uuid)
-        | Q(body__dispatch_uuid=dispatch_uuid)
-    ).order_by("id")
+    unmatched = WebhookEvent.objects.filter(dispatch_uuid=dispatch_uuid, message=None, escalation=None)
     count = 0
-    for event in unmatched:
+    for event in unmatched.exclude(applied_at=None).order_by("id"):
         webhook = parse_webhook(event.body, kind_hint="status")
         applied = apply_final_report(webhook, now=now) if isinstance(webhook, FinalReport) else apply_status(
             webhook, now=now)

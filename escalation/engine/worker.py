@@ -1,4 +1,4 @@
-"""The worker loop: claim due escalations, advance each, sleep briefly when idle."""
+"""The worker loop: apply the stored webhooks, claim due escalations, advance each, sleep briefly when idle."""
 
 import logging
 import threading
@@ -14,6 +14,7 @@ from escalation.engine.sending import perform
 from escalation.engine.step import decide
 from escalation.engine.wakeup import Wakeup
 from escalation.models import Escalation, EscalationState
+from escalation.services.webhooks import webhook_apply, webhooks_pending
 
 log = logging.getLogger(__name__)
 
@@ -39,28 +40,49 @@ def claim_due(now: datetime, limit: int) -> list[int]:
 
 
 def advance(escalation_id: int, clock: Callable[[], datetime] = timezone.now) -> None:
-    """Act on everything due for one escalation: decide under the row lock, send outside it, repeat."""
+    """Act on everything due for one escalation: decide under the row lock, send outside it, and decide again
+    while a send's outcome leaves something due at once (e.g. refused -> the next channel)."""
     for _ in range(MAX_SENDS_PER_ADVANCE):
         with transaction.atomic():
-            escalation = Escalation.objects.select_for_update().filter(pk=escalation_id).first()
+            escalation = Escalation.objects.select_for_update().filter(pk=escalation_id).order_by("pk").first()
             if escalation is None:
                 return
             action = decide(escalation, clock())
-        if action is None:
+        if action is None or not perform(action, clock):
             return
-        perform(action, clock)
 
 
 def run_due(now: datetime | None = None, limit: int = 100, pool: ThreadPoolExecutor | None = None) -> int:
-    """One pass: claim and advance what is due. Returns how many escalations were advanced."""
+    """One pass: apply the pending webhooks, then claim and advance what is due.
+
+    Webhooks first: a `read` stored before a deadline is applied before that deadline is acted on.
+    Returns how many webhooks and escalations were handled.
+    """
     clock = (lambda: now) if now is not None else timezone.now
+    events = webhooks_pending(limit)
+    _each(events, lambda i: _apply_safely(i, clock), pool)
     ids = claim_due(clock(), limit)
+    _each(ids, lambda i: _advance_safely(i, clock), pool)
+    return len(events) + len(ids)
+
+
+def _each(ids: list[int], work: Callable[[int], None], pool: ThreadPoolExecutor | None) -> None:
     if pool is None:
-        for escalation_id in ids:
-            _advance_safely(escalation_id, clock)
+        for item in ids:
+            work(item)
     else:
-        list(pool.map(lambda i: _advance_safely(i, clock), ids))
-    return len(ids)
+        list(pool.map(work, ids))
+
+
+def _apply_safely(event_id: int, clock) -> None:
+    try:
+        webhook_apply(event_id, now=clock())
+    except Exception:
+        # Rolled back: the event stays pending and the next pass tries again.
+        log.exception("applying webhook event %s failed; it stays pending", event_id)
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            close_old_connections()
 
 
 def _advance_safely(escalation_id: int, clock) -> None:

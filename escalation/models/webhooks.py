@@ -1,6 +1,12 @@
-"""Every webhook Vonage sent us, stored raw before it is applied."""
+"""Every webhook Vonage sent us, stored raw by the web process and applied by a worker.
+
+The request only checks, de-duplicates and stores (a few milliseconds, whatever the escalation is doing);
+`applied_at` is empty until a worker has applied the event, and the partial index on pending events keeps
+finding them cheap however large the table grows.
+"""
 
 from django.db import models
+from django.db.models import Q
 
 
 class WebhookKind(models.TextChoices):
@@ -16,6 +22,10 @@ class WebhookEvent(models.Model):
     # same (message, status) pair.
     dedup_key = models.CharField(max_length=128, unique=True)
     body = models.JSONField()
+    # Dispatch only: the workflow a status or final report belongs to, so the statuses that arrive before
+    # our record of the workflow's 202 can be found again by an index lookup once it is recorded.
+    dispatch_uuid = models.UUIDField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
     message = models.ForeignKey("escalation.Message", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="webhooks")
     escalation = models.ForeignKey("escalation.Escalation", null=True, blank=True, on_delete=models.SET_NULL,
@@ -25,6 +35,11 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["id"], condition=Q(applied_at=None), name="webhook_pending"),
+            models.Index(fields=["dispatch_uuid"], condition=Q(dispatch_uuid__isnull=False),
+                         name="webhook_dispatch_uuid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -1,19 +1,23 @@
-"""Receiving Vonage's webhooks: verify, parse, store raw, de-duplicate, apply.
+"""Receiving Vonage's webhooks: verify, parse, de-duplicate and store in the request; apply in a worker.
 
-Every accepted event is stored in WebhookEvent before it is applied, in the same transaction, under a
-unique `dedup_key`; Vonage retries (and may deliver twice at once), so the key decides which delivery
-applies the event and every other one is answered as a success without applying it again.
+The request does only what decides its answer: the signature (401), the body's shape (400), its size (413)
+and storing it once under a unique `dedup_key` (Vonage retries, and may deliver twice at once). Then it
+wakes the workers and answers 204. A worker applies each stored event exactly once (`webhook_apply`,
+under the event's row lock), so a webhook never waits on an escalation's lock, a burst of them costs the
+web process one INSERT each, and an event whose application fails stays pending until it succeeds.
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from escalation.engine.apply import Applied, apply_final_report, apply_inbound, apply_status
+from escalation.engine.wakeup import notify_workers
 from escalation.models import STATUS_RANK, ChannelTest, WebhookEvent, WebhookKind
 from escalation.webhooks.parse import PayloadError, Webhook, load_body, parse_webhook
 from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
@@ -31,11 +35,11 @@ class WebhookRefused(Exception):
 @dataclass(frozen=True)
 class Received:
     event: WebhookEvent
-    duplicate: bool  # True: an earlier delivery of the same event was already stored and applied
+    duplicate: bool  # True: an earlier delivery of the same event was already stored
 
 
 def webhook_receive(*, kind_hint: str, raw_body: bytes, authorization: str | None, now: datetime) -> Received:
-    """Accept one webhook delivery, or raise WebhookRefused (401 unsigned, 400 not Vonage, 413 too big)."""
+    """Store one webhook delivery for a worker to apply, or raise WebhookRefused (401, 400, 413)."""
     if len(raw_body) > settings.WEBHOOK_MAX_BODY_BYTES:
         raise WebhookRefused(
             f"The body is larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes.", status=413
@@ -58,32 +62,49 @@ def webhook_receive(*, kind_hint: str, raw_body: bytes, authorization: str | Non
         raise WebhookRefused(str(e), status=400) from None
 
     kind, dedup_key = webhook_identity(webhook)
-    with transaction.atomic():
-        event = _insert_once(kind=kind, dedup_key=dedup_key, body=body, now=now)
-        if event is None:
-            return Received(event=WebhookEvent.objects.get(dedup_key=dedup_key), duplicate=True)
-        _record(event, _apply(webhook, now=now))
+    event = _insert_once(kind=kind, dedup_key=dedup_key, body=body, dispatch_uuid=_workflow(webhook), now=now)
+    if event is None:
+        return Received(event=WebhookEvent.objects.get(dedup_key=dedup_key), duplicate=True)
+    notify_workers()
     return Received(event=event, duplicate=False)
 
 
-def webhook_reapply(event: WebhookEvent, *, now: datetime) -> Applied | None:
-    """Apply a stored event again, e.g. a Dispatch status that arrived before its workflow's uuid was known.
+def webhooks_pending(limit: int) -> list[int]:
+    """Ids of stored events no worker has applied yet, oldest first."""
+    pending = WebhookEvent.objects.filter(applied_at=None).order_by("id")
+    return list(pending.values_list("pk", flat=True)[:limit])
 
-    Only an event that matched nothing is re-applied, under its row lock, so two replays apply it once.
-    None if it has matched something meanwhile.
+
+def webhooks_pending_since(moment: datetime) -> bool:
+    """Is an event received at or before `moment` still waiting to be applied?
+
+    The engine asks before acting on a deadline: a `read` that reached us in time must win over the
+    deadline even if no worker has applied it yet.
+    """
+    return WebhookEvent.objects.filter(applied_at=None, received_at__lte=moment).exists()
+
+
+def webhook_apply(event_id: int, *, now: datetime) -> Applied | None:
+    """Apply one stored event, once. None when it is already applied or another worker is applying it.
+
+    Lock order: the event's row, then (inside apply_*) the escalation's row; nothing takes them the other
+    way round, so workers applying events and workers advancing escalations cannot deadlock.
     """
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().get(pk=event.pk)
-        if event.message_id is not None or event.escalation_id is not None:
+        pending = WebhookEvent.objects.filter(pk=event_id, applied_at=None)
+        if connection.features.has_select_for_update_skip_locked:
+            pending = pending.select_for_update(skip_locked=True)
+        event = pending.order_by("pk").first()
+        if event is None:
             return None
         kind_hint = "inbound" if event.kind == WebhookKind.INBOUND else "status"
         try:
             webhook = parse_webhook(event.body, kind_hint=kind_hint)
         except PayloadError as e:  # stored by an older parser that was more lenient
-            applied = Applied(result=f"not re-applied: {e}", escalation_id=None, message_id=None)
+            applied = Applied(result=f"not applied: {e}")
         else:
             applied = _apply(webhook, now=now)
-        _record(event, applied)
+        _record(event, applied, now=now)
     return applied
 
 
@@ -96,24 +117,35 @@ def webhook_identity(webhook: Webhook) -> tuple[str, str]:
     return WebhookKind.INBOUND, f"inbound:{webhook.message_uuid}"
 
 
-def _insert_once(*, kind: str, dedup_key: str, body: dict[str, Any], now: datetime) -> WebhookEvent | None:
+def _insert_once(*, kind: str, dedup_key: str, body: dict[str, Any], dispatch_uuid: str | None,
+                 now: datetime) -> WebhookEvent | None:
     """The new row, or None when this event was stored before.
 
-    A concurrent delivery of the same event blocks on the unique index until the first one's transaction
-    ends, then fails here; the savepoint keeps that failure from breaking the outer transaction.
+    One INSERT in autocommit: a concurrent delivery of the same event blocks on the unique index until the
+    first one commits, then fails here and is answered as the duplicate it is. Inside a caller's
+    transaction the INSERT gets a savepoint, so its failure cannot break that transaction.
     """
+    event = WebhookEvent(received_at=now, kind=kind, dedup_key=dedup_key, body=body, dispatch_uuid=dispatch_uuid)
     try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(received_at=now, kind=kind, dedup_key=dedup_key, body=body)
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            event.save(force_insert=True)
     except IntegrityError:
         return None
+    return event
 
 
-def _record(event: WebhookEvent, applied: Applied) -> None:
+def _workflow(webhook: Webhook) -> str | None:
+    if isinstance(webhook, (StatusUpdate, FinalReport)) and webhook.dispatch_uuid:
+        return webhook.dispatch_uuid
+    return None
+
+
+def _record(event: WebhookEvent, applied: Applied, *, now: datetime) -> None:
     event.result = applied.result[:300]
     event.escalation_id = applied.escalation_id
     event.message_id = applied.message_id
-    event.save(update_fields=["result", "escalation", "message"])
+    event.applied_at = now
+    event.save(update_fields=["result", "escalation", "message", "applied_at"])
 
 
 def _apply(webhook: Webhook, *, now: datetime) -> Applied:
