@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Subquery
 
 from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.engine.events import record_event
@@ -60,16 +60,18 @@ def send_lease() -> timedelta:
 def decide(escalation: Escalation, now: datetime) -> Action | None:
     if escalation.state != EscalationState.ACTIVE:
         return None
+    page = _current_page(escalation)
     # Each pass either returns or moves past one person, so the plan's length bounds the loop.
     for _ in range(len(plan_people(escalation)) * escalation.plan["rounds"] + 2):
-        page = _current_page(escalation)
         if page is None or page.state != PageState.ACTIVE:
             page = _start_next_page(escalation, page, now)
             if page is None:
                 return None
-        outcome = _page_step(escalation, page, now)
+            outcome = _first_send(escalation, page, now)
+        else:
+            outcome = _page_step(escalation, page, now)
         if outcome is PASSED_OVER:
-            continue
+            continue  # `page` is the one just passed over: the next pass starts the person after it
         _set_timer(escalation, outcome.until)
         return outcome.action
     raise RuntimeError(f"escalation {escalation.pk}: no decision after walking the whole plan")
@@ -84,8 +86,11 @@ def _current_page(escalation: Escalation) -> Page | None:
 
 
 def _set_timer(escalation: Escalation, until: datetime | None) -> None:
+    """Save the timer, and with it the position a page started by this decision moved to."""
     escalation.next_action_at = until
-    Escalation.objects.filter(pk=escalation.pk).update(next_action_at=until)
+    Escalation.objects.filter(pk=escalation.pk).update(
+        next_action_at=until, current_round=escalation.current_round, current_index=escalation.current_index
+    )
 
 
 def _start_next_page(escalation: Escalation, previous: Page | None, now: datetime) -> Page | None:
@@ -103,12 +108,16 @@ def _start_next_page(escalation: Escalation, previous: Page | None, now: datetim
                      f"Nobody reached in round {round_ - 1}: starting round {round_} of {escalation.plan['rounds']}.",
                      at=now)
     person = people[index]
+    first_claim = {}
+    if escalation.api == Api.DISPATCH:
+        # The page is the person's one Dispatch send: it is written already claimed (see `_claim`).
+        first_claim = {"claimed_until": now + send_lease(), "send_attempts": 1, "dispatch_requested_at": now}
     page = Page.objects.create(
         escalation=escalation, round=round_, index=index, person_id=_existing_person_id(person),
-        person_name=person["name"], started_at=now, deadline=person_deadline(person, now),
+        person_name=person["name"], started_at=now, deadline=person_deadline(person, now), **first_claim,
     )
+    # Saved with the timer (`_set_timer`), which every decision that starts a page ends with.
     escalation.current_round, escalation.current_index = round_, index
-    Escalation.objects.filter(pk=escalation.pk).update(current_round=round_, current_index=index)
     channels = ", then ".join(
         f"{ChannelType(c['type']).label} ({c['expiry_time']} s, until {c['condition']})" for c in person["channels"]
     )
@@ -118,15 +127,22 @@ def _start_next_page(escalation: Escalation, previous: Page | None, now: datetim
     return page
 
 
-def _existing_person_id(person: dict) -> int | None:
-    # The plan outlives the person: a deleted person is paged from the snapshot, linked to nobody.
-    return person["person_id"] if Person.objects.filter(pk=person["person_id"]).exists() else None
+def _existing_person_id(person: dict) -> Subquery | None:
+    """The person's id if they still exist, looked up inside the page's INSERT rather than by a query of its own.
+
+    The plan outlives the person: a deleted person is paged from the snapshot, linked to nobody. As with an
+    F() expression, the new Page instance keeps this subquery as its `person_id` until reloaded.
+    """
+    if person["person_id"] is None:
+        return None
+    return Subquery(Person.objects.filter(pk=person["person_id"]).order_by().values("pk"))
 
 
 def _exhaust(escalation: Escalation, now: datetime) -> None:
     outcome = f"Nobody was reached after {escalation.plan['rounds']} round(s)."
     Escalation.objects.filter(pk=escalation.pk, state=EscalationState.ACTIVE).update(
-        state=EscalationState.EXHAUSTED, ended_at=now, next_action_at=None, outcome=outcome
+        state=EscalationState.EXHAUSTED, ended_at=now, next_action_at=None, outcome=outcome,
+        current_round=escalation.current_round, current_index=escalation.current_index,
     )
     escalation.state = EscalationState.EXHAUSTED
     escalation.next_action_at = None
@@ -140,6 +156,13 @@ def pass_over(page: Page, reason: str, now: datetime) -> None:
                  at=now, page=page)
 
 
+def _first_send(escalation: Escalation, page: Page, now: datetime) -> Wait:
+    """A page just started: nothing to look up, its first send is claimed at once."""
+    if escalation.api == Api.DISPATCH:
+        return Wait(page.claimed_until, SendDispatch(page.pk))
+    return _new_message(page, plan_person(escalation, page.index)["channels"], 0, now)
+
+
 def _page_step(escalation: Escalation, page: Page, now: datetime):
     if escalation.api == Api.DISPATCH:
         return _dispatch_page_step(escalation, page, now)
@@ -147,9 +170,15 @@ def _page_step(escalation: Escalation, page: Page, now: datetime):
 
 
 def _claim(model, pk: int, now: datetime) -> datetime:
-    """Record the intent to send before sending: the lease lets another worker retry if this one dies."""
+    """Record the intent to send before sending: the lease lets another worker retry if this one dies.
+
+    A Dispatch page's `dispatch_requested_at` is written with its claim, right before the request.
+    """
     until = now + send_lease()
-    model.objects.filter(pk=pk).update(claimed_until=until, send_attempts=F("send_attempts") + 1)
+    fields = {"claimed_until": until, "send_attempts": F("send_attempts") + 1}
+    if model is Page:
+        fields["dispatch_requested_at"] = now
+    model.objects.filter(pk=pk).update(**fields)
     return until
 
 
@@ -178,7 +207,8 @@ def _dispatch_page_step(escalation: Escalation, page: Page, now: datetime, repla
             escalation.refresh_from_db()
             if escalation.state != EscalationState.ACTIVE:
                 return Wait(None)
-            return _dispatch_page_step(escalation, Page.objects.get(pk=page.pk), now, replayed=True)
+            page.refresh_from_db()  # in place: decide() carries this instance on, and must see it passed over
+            return _dispatch_page_step(escalation, page, now, replayed=True)
         pass_over(page, f"no answer within {person_window_seconds(person)} s.", now)
         return PASSED_OVER
     return Wait(page.deadline)
