@@ -4,12 +4,13 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from escalation.admin.escalations import EVENT_LOG_LIMIT
+from escalation.admin.escalations import EVENT_LOG_LIMIT, MARK_LIMIT, EscalationAdmin
 from escalation.models import Escalation, EscalationState, Event, EventKind, Person, Roster, WebhookEvent
 from escalation.timeline import PLOT_LEFT, PLOT_RIGHT, build_timeline
 from tests.history_rows import T0, acknowledged_escalation, active_escalation, at
@@ -37,6 +38,11 @@ def change_url(escalation: Escalation) -> str:
 
 
 LIST_URL = reverse("admin:escalation_escalation_changelist")
+EVENTS_URL = reverse("admin:escalation_event_changelist")
+
+
+def events_url(escalation: Escalation) -> str:
+    return f"{EVENTS_URL}?escalation__id__exact={escalation.pk}"
 
 
 def test_it_lists_state_roster_who_acknowledged_and_how_long_it_took(admin_client):
@@ -146,7 +152,7 @@ def test_an_escalation_page_costs_the_same_queries_with_10_or_500_events(admin_c
         response = admin_client.get(change_url(large))
 
     assert response.status_code == 200
-    assert f"Showing the last {EVENT_LOG_LIMIT} of " in response.content.decode()
+    assert f"Showing the latest {EVENT_LOG_LIMIT} events." in response.content.decode()
 
 
 def test_the_list_costs_the_same_queries_with_few_or_many_escalations(admin_client, django_assert_num_queries):
@@ -173,6 +179,85 @@ def test_the_event_log_shows_the_latest_events_when_capped(admin_client):
     assert log.count("<tr") == 1 + EVENT_LOG_LIMIT  # the header and the capped rows
     assert "Acknowledged: Michael read on WhatsApp" in body  # the latest are kept
     assert "Fired by ann" not in body  # the earliest are dropped
+    assert f'<a class="esc-event-list-link" href="{events_url(escalation)}">' in body
+
+
+def test_a_short_event_log_is_whole_and_still_links_to_the_event_list(admin_client):
+    escalation = acknowledged_escalation()
+
+    body = admin_client.get(change_url(escalation)).content.decode()
+
+    assert "Showing the latest" not in body
+    assert "Fired by ann" in body
+    assert '<td class="nowrap">09:02:20</td>' in body  # Michael read at 09:02:20
+    assert f'<a class="esc-event-list-link" href="{events_url(escalation)}">' in body
+
+
+def test_the_event_list_shows_one_escalation_from_its_first_event_with_who_and_which_channel(admin_client):
+    escalation = acknowledged_escalation(extra_events=150)
+    other = acknowledged_escalation(start=T0 + timedelta(hours=1))
+
+    first_page = admin_client.get(events_url(escalation)).content.decode()
+    second_page = admin_client.get(events_url(escalation) + "&p=2").content.decode()
+
+    assert "Every event of escalation #" in first_page
+    assert first_page.count(f'href="{change_url(escalation)}"') == 100  # one page of the list
+    assert change_url(other) not in first_page + second_page
+    # In order from the fire: the first page starts the story, the last one ends it.
+    assert "Fired by ann" in first_page and "Acknowledged: Michael read" not in first_page
+    assert "Acknowledged: Michael read on WhatsApp 447700900003." in second_page
+    assert "<td class=\"field-person\">Tony</td>" in first_page
+    assert "<td class=\"field-channel\">SMS 447700900001</td>" in first_page
+    assert "<td class=\"field-offset\">+1:02</td>" in first_page  # Tony's SMS rejected at +1:02
+    rejected = admin_client.get(events_url(escalation) + "&kind__exact=rejected").content.decode()
+    assert "rejected (Invalid number)" in rejected and "Fired by ann" not in rejected
+
+
+def test_the_event_list_costs_the_same_queries_with_10_or_500_events(admin_client, django_assert_num_queries):
+    small = acknowledged_escalation()
+    large = acknowledged_escalation(start=T0 + timedelta(hours=1), extra_events=500)
+    expected = count_queries(admin_client, events_url(small))
+
+    with django_assert_num_queries(expected):
+        assert admin_client.get(events_url(large)).status_code == 200
+
+
+def test_the_event_list_is_read_only_and_readable_with_the_view_permission_on_escalations(viewer_client):
+    escalation = acknowledged_escalation()
+    event = Event.objects.filter(escalation=escalation).first()
+
+    assert "Fired by ann" in viewer_client.get(events_url(escalation)).content.decode()
+    assert viewer_client.get(reverse("admin:escalation_event_add")).status_code == 403
+    response = viewer_client.post(reverse("admin:escalation_event_change", args=[event.pk]), {"text": "edited"})
+    assert response.status_code == 403
+    assert viewer_client.post(reverse("admin:escalation_event_delete", args=[event.pk])).status_code == 403
+    event.refresh_from_db()
+    assert event.text.startswith("Fired by ann")
+
+
+def test_the_picture_marks_a_capped_number_of_events_and_says_so(admin_client):
+    escalation = acknowledged_escalation()
+    tony = escalation.pages.get(person_name="Tony")
+    Event.objects.bulk_create(
+        Event(escalation=escalation, page=tony, at=at(10 + n / 100), kind=EventKind.RETRIED, text=f"Retry {n}")
+        for n in range(MARK_LIMIT + 5)
+    )
+
+    body = admin_client.get(change_url(escalation)).content.decode()
+
+    start = body.index('<svg class="esc-timeline"')
+    svg = body[start:body.index("</svg>", start)]
+    assert svg.count(" Retry ") == MARK_LIMIT
+    assert " Retry 0</title>" in svg and f" Retry {MARK_LIMIT}</title>" not in svg  # the first ones
+    assert f"The picture marks the first {MARK_LIMIT} replies, retries and send failures" in body
+    assert "Showing the latest" in body
+
+
+def test_the_list_checkbox_is_djangos_own():
+    escalation = acknowledged_escalation()
+    model_admin = EscalationAdmin(Escalation, admin.site)
+
+    assert model_admin.action_checkbox(escalation) == admin.ModelAdmin.action_checkbox(model_admin, escalation)
 
 
 def test_a_person_page_links_their_recent_pages_and_responses(admin_client):
