@@ -13,9 +13,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.models import ChannelTest, Escalation, Event, Message, Page, Person, WebhookEvent
 from escalation.services.escalations import escalation_fire
-from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.services.webhooks import WebhookRefused, webhook_apply, webhook_receive
 from tests.applying import apply_stored_webhooks
 from tests.conftest import TEST_SIGNATURE_SECRET

@@ -40,6 +40,9 @@ STATUS_TIME_FIELD = {
 }
 
 
+UNKNOWN_MESSAGE = "unknown message"
+
+
 @dataclass(frozen=True)
 class Applied:
     result: str
@@ -55,13 +58,13 @@ def meets_condition(status: str, condition: str) -> bool:
 def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
     if update.status not in STATUS_RANK or update.status in (MessageStatus.QUEUED, MessageStatus.FAILED):
         return Applied(f"ignored status {update.status!r}")
-    target = _find_target(update)
-    if target is None:
-        return Applied("unknown message")
-    escalation_id, message, page = target
-    with transaction.atomic():
-        # Lock order, everywhere: the escalation row first, then its pages and messages.
-        escalation = Escalation.objects.select_for_update().get(pk=escalation_id)
+    # No savepoint of its own: inside the worker's per-event transaction, all of it or none of it counts.
+    with transaction.atomic(savepoint=False):
+        target = _find_and_lock(update)
+        if target is None:
+            return Applied(UNKNOWN_MESSAGE)
+        escalation, message, page = target
+        escalation_id = escalation.pk
         message = message or _dispatch_message(page, update, now)
         if message is None:
             return Applied("unknown message: its address is not in the person's plan", escalation_id)
@@ -76,7 +79,8 @@ def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
             fields["error"] = update.error[:1000]
         changed = Message.objects.filter(pk=message.pk, status_rank__lt=rank).update(**fields)
         if not changed:
-            return Applied(f"{update.status} ignored: already {_status_of(message.pk)}", escalation_id, message.pk)
+            # As read with the lock, so possibly one step behind a status applied meanwhile; it only words the result.
+            return Applied(f"{update.status} ignored: already {message.status}", escalation_id, message.pk)
         label = ChannelType(message.channel_type).label
         text = f"{page.person_name}'s {label} {message.to_address}: {update.status}"
         record_event(escalation, update.status, text + (f" ({update.error})" if update.error else ""),
@@ -106,27 +110,25 @@ def _learn_uuid(message: Message, message_uuid: str) -> None:
         pass
 
 
-def _status_of(message_id: int) -> str:
-    return Message.objects.values_list("status", flat=True).get(pk=message_id)
+def _find_and_lock(update: StatusUpdate) -> tuple[Escalation, Message | None, Page | None] | None:
+    """Which escalation (and message, or Dispatch page) a status is about, with the escalation's row locked.
 
-
-def _find_target(update: StatusUpdate) -> tuple[int, Message | None, Page | None] | None:
-    """Which escalation (and message, or Dispatch page) a status is about. Reads only: takes no locks.
-
-    Lookups here are on unique columns: `order_by("pk")` keeps the models' default ordering (through their
-    foreign keys) from adding joins to the hottest query of webhook intake.
+    One query each: the lookup joins the escalation and locks only its row (lock order, everywhere: the
+    escalation first, then its pages and messages). Lookups are on unique columns; `order_by("pk")` keeps
+    the models' default ordering from adding joins and sorts to the hottest query of applying webhooks.
     """
     lookup = Q(message_uuid=update.message_uuid) if update.message_uuid else Q(pk=None)
     if update.client_ref:
         lookup |= Q(client_ref=update.client_ref)
-    message = Message.objects.select_related("page").filter(lookup).order_by("pk").first()
+    messages = Message.objects.select_related("page__escalation").select_for_update(of=("page__escalation",))
+    message = messages.filter(lookup).order_by("pk").first()
     if message is not None:
-        return message.page.escalation_id, message, None
+        return message.page.escalation, message, None
     if update.dispatch_uuid:
-        pages = Page.objects.select_related("escalation").filter(dispatch_uuid=update.dispatch_uuid)
-        page = pages.order_by("pk").first()
+        pages = Page.objects.select_related("escalation").select_for_update(of=("escalation",))
+        page = pages.filter(dispatch_uuid=update.dispatch_uuid).order_by("pk").first()
         if page is not None:
-            return page.escalation_id, None, page
+            return page.escalation, None, page
     return None
 
 
@@ -159,7 +161,7 @@ def apply_final_report(report: FinalReport, *, now: datetime) -> Applied:
     page = Page.objects.filter(dispatch_uuid=report.dispatch_uuid).order_by("pk").first()
     if page is None:
         return Applied("unknown workflow")
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         escalation = Escalation.objects.select_for_update().get(pk=page.escalation_id)
         if not Page.objects.filter(pk=page.pk, dispatch_final_status="").update(dispatch_final_status=report.status):
             return Applied("duplicate final report", escalation.pk)

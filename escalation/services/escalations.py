@@ -135,7 +135,9 @@ def escalation_fire(
 
 def _end(escalation_id: int, state: str, *, now: datetime, outcome: str, **fields) -> bool:
     """Compare-and-set an active escalation into a final state; False if it had already ended."""
-    with transaction.atomic():
+    # savepoint=False here and below: inside a caller's transaction these writes stand or fall with it,
+    # so a savepoint would only cost two more round trips on the webhook path.
+    with transaction.atomic(savepoint=False):
         ended = Escalation.objects.filter(pk=escalation_id, state=EscalationState.ACTIVE).update(
             state=state, ended_at=now, next_action_at=None, outcome=outcome[:300], **fields
         )
@@ -164,7 +166,7 @@ def escalation_acknowledge(
     person_id = None
     if person_index is not None:
         person_id = escalation.plan["people"][person_index]["person_id"]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         reached_page = None
         if person_index is not None:
             reached_page = (Page.objects.filter(escalation=escalation, index=person_index)
@@ -189,7 +191,7 @@ def escalation_cancel(
     now = now or timezone.now()
     escalation_id = escalation if isinstance(escalation, int) else escalation.pk
     why = f"cancelled by {by_name}" + (f": {reason}" if reason else "")
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         if not _end(escalation_id, EscalationState.CANCELLED, now=now, outcome=why):
             return False
         record_event(escalation_id, EventKind.CANCELLED, why[0].upper() + why[1:] + ".", at=now)

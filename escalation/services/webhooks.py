@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from escalation.engine.apply import Applied, apply_final_report, apply_inbound, apply_status
+from escalation.engine.apply import UNKNOWN_MESSAGE, Applied, apply_final_report, apply_inbound, apply_status
 from escalation.engine.wakeup import notify_workers
 from escalation.models import STATUS_RANK, ChannelTest, WebhookEvent, WebhookKind
 from escalation.webhooks.parse import PayloadError, Webhook, load_body, parse_webhook
@@ -150,10 +150,13 @@ def _record(event: WebhookEvent, applied: Applied, *, now: datetime) -> None:
 
 def _apply(webhook: Webhook, *, now: datetime) -> Applied:
     if isinstance(webhook, StatusUpdate):
-        result = _apply_to_channel_test(webhook, now=now)
-        if result is not None:
-            return Applied(result=result, escalation_id=None, message_id=None)
-        return apply_status(webhook, now=now)
+        applied = apply_status(webhook, now=now)
+        if applied.result == UNKNOWN_MESSAGE:
+            # Not an escalation's message: maybe a channel test's (rare, so looked for only now).
+            result = _apply_to_channel_test(webhook, now=now)
+            if result is not None:
+                return Applied(result=result, escalation_id=None, message_id=None)
+        return applied
     if isinstance(webhook, FinalReport):
         return apply_final_report(webhook, now=now)
     assert isinstance(webhook, InboundReply)
