@@ -70,7 +70,7 @@ def _message_accepted(message: Message, message_uuid: str, now: datetime) -> boo
     # A status webhook (matched by client_ref) may already have moved it past `submitted`.
     not_yet_submitted = Q(status_rank=0)
     with transaction.atomic():
-        timer_set = _lock_and_set_timer(message.page.escalation_id, lease=message.claimed_until, at=deadline)
+        timer_moved = _lock_and_move_timer(message.page.escalation_id, lease=message.claimed_until, at=deadline)
         Message.objects.filter(pk=message.pk).update(
             message_uuid=message_uuid, sent_at=now, deadline=deadline, claimed_until=None, error="",
             status=Case(When(not_yet_submitted, then=Value(MessageStatus.SUBMITTED)), default=F("status")),
@@ -80,7 +80,7 @@ def _message_accepted(message: Message, message_uuid: str, now: datetime) -> boo
         record_event(message.page.escalation_id, EventKind.SENT,
                      f"Sent to {message.page.person_name} on {label} {message.to_address}; waiting "
                      f"{message.expiry_time} s for '{message.condition}'.", at=now, page=message.page, message=message)
-    return not timer_set
+    return not timer_moved
 
 
 def _message_failed(message: Message, error: VonageError, now: datetime) -> bool:
@@ -105,7 +105,7 @@ def _message_failed(message: Message, error: VonageError, now: datetime) -> bool
                      f"{label} to {message.to_address} failed ({error}); retrying in "
                      f"{(retry_at - now).total_seconds():g} s (attempt {attempts + 1} of "
                      f"{settings.ESCALATION_SEND_ATTEMPTS}).", at=now, page=message.page, message=message)
-        return not _set_timer(message.page.escalation_id, lease=message.claimed_until, at=retry_at)
+        return not _move_timer(message.page.escalation_id, lease=message.claimed_until, at=retry_at)
 
 
 def _send_dispatch(page_id: int, clock) -> bool:
@@ -130,7 +130,7 @@ def _dispatch_accepted(page: Page, person: dict, dispatch_uuid: str, now: dateti
     # Vonage's clock for the workflow starts now, so the person's window does too.
     deadline = now + timedelta(seconds=window)
     with transaction.atomic():
-        timer_set = _lock_and_set_timer(page.escalation_id, lease=page.claimed_until, at=deadline)
+        timer_moved = _lock_and_move_timer(page.escalation_id, lease=page.claimed_until, at=deadline)
         Page.objects.filter(pk=page.pk).update(
             dispatch_uuid=dispatch_uuid, claimed_until=None, last_error="", deadline=deadline
         )
@@ -140,7 +140,7 @@ def _dispatch_accepted(page: Page, person: dict, dispatch_uuid: str, now: dateti
     # Webhooks for this workflow may have arrived before we knew its uuid; apply them now. What they change
     # (a failed last channel, an error report) is for a decision made at once.
     replayed = replay_unmatched_dispatch(dispatch_uuid, now=now)
-    return not timer_set or replayed > 0
+    return not timer_moved or replayed > 0
 
 
 def _dispatch_failed(page: Page, error: VonageError, now: datetime) -> bool:
@@ -161,7 +161,7 @@ def _dispatch_failed(page: Page, error: VonageError, now: datetime) -> bool:
                      f"Dispatch for {page.person_name} failed ({error}); retrying in "
                      f"{(retry_at - now).total_seconds():g} s (attempt {page.send_attempts + 1} of "
                      f"{settings.ESCALATION_SEND_ATTEMPTS}).", at=now, page=page)
-        return not _set_timer(page.escalation_id, lease=lease, at=retry_at)
+        return not _move_timer(page.escalation_id, lease=lease, at=retry_at)
 
 
 def _lock(escalation_id: int) -> None:
@@ -169,18 +169,18 @@ def _lock(escalation_id: int) -> None:
     Escalation.objects.select_for_update().filter(pk=escalation_id).values_list("pk").order_by("pk").first()
 
 
-def _set_timer(escalation_id: int, *, lease: datetime | None, at: datetime) -> bool:
+def _move_timer(escalation_id: int, *, lease: datetime | None, at: datetime) -> bool:
     """Move the timer from this send's claim lease to `at`; False when something else is there now."""
     moved = Escalation.objects.filter(pk=escalation_id, state=EscalationState.ACTIVE, next_action_at=lease)
     return bool(moved.update(next_action_at=at))
 
 
-def _lock_and_set_timer(escalation_id: int, *, lease: datetime | None, at: datetime) -> bool:
-    """`_set_timer` as the transaction's first statement: when it matches, its UPDATE takes the row lock."""
-    timer_set = _set_timer(escalation_id, lease=lease, at=at)
-    if not timer_set:
+def _lock_and_move_timer(escalation_id: int, *, lease: datetime | None, at: datetime) -> bool:
+    """`_move_timer` as the transaction's first statement: when it matches, its UPDATE takes the row lock."""
+    timer_moved = _move_timer(escalation_id, lease=lease, at=at)
+    if not timer_moved:
         _lock(escalation_id)
-    return timer_set
+    return timer_moved
 
 
 def _poke(escalation_id: int, at: datetime) -> None:

@@ -1,0 +1,128 @@
+"""A send's outcome and the escalation's timer: what `perform()` leaves behind, and when `advance()` decides again.
+
+The outcome record moves the timer on itself (to the deadline, or to the retry) as long as it still holds
+the send's claim lease; whatever was put there since the claim (a failed status poking it to now, an
+acknowledgement clearing it) wins, and the worker decides again at once. Time is explicit, as in test_engine.
+"""
+
+import pytest
+from django.db import transaction
+
+from escalation.engine.sending import perform
+from escalation.engine.step import decide
+from escalation.engine.worker import advance, run_due
+from escalation.models import Escalation, Message, Page, Person
+from escalation.services.escalations import escalation_cancel
+from tests.personas import MICHAEL, TONY, make_roster
+from tests.test_engine import at, fire, refreshed, sent, status
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def messages_mode(settings, emulator):
+    settings.ESCALATION_API = "messages"
+    settings.ESCALATION_RETRY_BASE_SECONDS = 2
+    return emulator
+
+
+@pytest.fixture
+def dispatch_mode(settings, emulator):
+    settings.ESCALATION_API = "dispatch"
+    settings.ESCALATION_RETRY_BASE_SECONDS = 2
+    return emulator
+
+
+def claimed_send(escalation: Escalation, seconds: float):
+    """What the worker's first half of a step does: decide under the row lock and commit the claim."""
+    with transaction.atomic():
+        return decide(Escalation.objects.select_for_update().get(pk=escalation.pk), at(seconds))
+
+
+def test_an_accepted_message_sets_the_timer_to_its_deadline_with_no_second_decision(messages_mode):
+    escalation = fire(make_roster(TONY, MICHAEL))
+    action = claimed_send(escalation, 0)
+    assert refreshed(escalation).next_action_at == at(30)  # the claim's lease, while the send is in flight
+    assert perform(action, lambda: at(0)) is False
+    assert refreshed(escalation).next_action_at == at(60)
+    assert Message.objects.get(pk=action.message_id).status == "submitted"
+
+
+def test_an_accepted_workflow_sets_the_timer_to_the_persons_deadline(dispatch_mode):
+    escalation = fire(make_roster(TONY, MICHAEL))
+    action = claimed_send(escalation, 0)
+    assert perform(action, lambda: at(1)) is False
+    assert refreshed(escalation).next_action_at == at(121)  # Vonage's clock starts at the acceptance
+    assert Page.objects.get(pk=action.page_id).deadline == at(121)
+
+
+def test_a_failed_status_that_beat_the_outcome_record_keeps_its_poke_and_is_acted_on_at_once(messages_mode):
+    escalation = fire(make_roster(TONY, MICHAEL))
+    action = claimed_send(escalation, 0)
+    message = Message.objects.get(pk=action.message_id)
+    # Vonage's webhook (matched by client_ref) is applied between the request and the record of its 202.
+    status(message, "rejected", 0, error="1300: not a user")
+    assert perform(action, lambda: at(0)) is True
+    assert refreshed(escalation).next_action_at == at(0)  # not moved back to the message's deadline
+    message.refresh_from_db()
+    assert (message.status, message.message_uuid is not None) == ("rejected", True)
+    run_due(now=at(0))
+    assert sent(escalation) == [("Tony", 0, "messenger"), ("Tony", 1, "sms")]
+
+
+def test_a_refused_channel_is_followed_by_the_next_in_the_same_advance(messages_mode):
+    messages_mode.fault("422", count=1)
+    escalation = fire(make_roster(TONY, MICHAEL))
+    advance(escalation.pk, clock=lambda: at(0))
+    assert sent(escalation) == [("Tony", 1, "sms")]
+    assert refreshed(escalation).next_action_at == at(60)
+
+
+def test_a_send_claimed_before_a_cancel_is_not_made(messages_mode):
+    escalation = fire(make_roster(TONY, MICHAEL))
+    action = claimed_send(escalation, 0)
+    assert escalation_cancel(escalation=escalation, by_name="ann", now=at(0))
+    assert perform(action, lambda: at(0)) is False
+    assert messages_mode.requests() == []
+    assert Message.objects.get(pk=action.message_id).claimed_until is None
+    assert refreshed(escalation).next_action_at is None
+
+
+def test_a_retry_sets_the_timer_and_dispatch_requested_at_follows_each_attempt(dispatch_mode):
+    dispatch_mode.fault("500", count=1)
+    escalation = fire(make_roster(TONY, MICHAEL))
+    action = claimed_send(escalation, 0)
+    page = Page.objects.get(pk=action.page_id)
+    # Written with the claim, before the request goes out.
+    assert (page.dispatch_requested_at, page.send_attempts) == (at(0), 1)
+    assert perform(action, lambda: at(0)) is False
+    assert refreshed(escalation).next_action_at == at(2)
+    run_due(now=at(2))
+    page.refresh_from_db()
+    assert (page.dispatch_requested_at, page.send_attempts, page.dispatch_uuid is not None) == (at(2), 2, True)
+    assert refreshed(escalation).next_action_at == at(122)
+
+
+def test_a_person_deleted_after_the_fire_is_still_paged_linked_to_nobody(dispatch_mode):
+    roster = make_roster(TONY, MICHAEL)
+    escalation = fire(roster)
+    roster.members.filter(person__name="Michael").delete()
+    Person.objects.get(name="Michael").delete()
+    run_due(now=at(0))
+    run_due(now=at(120))
+    tony, michael = Page.objects.filter(escalation=escalation).order_by("index")
+    assert tony.person == Person.objects.get(name="Tony")
+    assert (michael.person_name, michael.person, michael.dispatch_uuid is not None) == ("Michael", None, True)
+
+
+def test_passing_a_person_over_and_paging_the_next_is_one_decision_and_one_send(
+        dispatch_mode, django_assert_max_num_queries):
+    escalation = fire(make_roster(TONY, MICHAEL))
+    run_due(now=at(0))
+    # A budget (31 when every accepted send was followed by a second decision): one decision's statements,
+    # one outcome record's, the looks for webhooks that came early, and here each transaction's savepoint.
+    with django_assert_max_num_queries(18):
+        advance(escalation.pk, clock=lambda: at(120))
+    assert list(Page.objects.filter(escalation=escalation).values_list("person_name", "state")) == [
+        ("Tony", "passed_over"), ("Michael", "active")]
+    assert refreshed(escalation).next_action_at == at(300)  # Michael's three channels: 180 s
