@@ -1,10 +1,12 @@
 """Receiving Vonage's webhooks: verify, parse, de-duplicate and store in the request; apply in a worker.
 
 The request does only what decides its answer: the signature (401), the body's shape (400), its size (413)
-and storing it once under a unique `dedup_key` (Vonage retries, and may deliver twice at once). Then it
-wakes the workers and answers 204. A worker applies each stored event exactly once (`webhook_apply`,
-under the event's row lock), so a webhook never waits on an escalation's lock, a burst of them costs the
-web process one INSERT each, and an event whose application fails stays pending until it succeeds.
+and storing it once under a unique `dedup_key` (Vonage retries, and may deliver twice at once), then it
+answers 204. A worker applies each stored event exactly once (`webhook_apply`, under the event's row
+lock), so a webhook never waits on an escalation's lock, a burst of them costs the web process one INSERT
+each, and an event whose application fails stays pending until it succeeds. The request does not wake the
+workers (a NOTIFY would be a second statement per webhook): a worker finds the event at its next pass, at
+most WORKER_POLL_INTERVAL (0.1 s) later, which is nothing next to the time a person takes to read.
 """
 
 from contextlib import nullcontext
@@ -17,7 +19,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from escalation.engine.apply import UNKNOWN_MESSAGE, Applied, apply_final_report, apply_inbound, apply_status
-from escalation.engine.wakeup import notify_workers
 from escalation.models import STATUS_RANK, ChannelTest, WebhookEvent, WebhookKind
 from escalation.webhooks.parse import PayloadError, Webhook, load_body, parse_webhook
 from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
@@ -65,7 +66,6 @@ def webhook_receive(*, kind_hint: str, raw_body: bytes, authorization: str | Non
     event = _insert_once(kind=kind, dedup_key=dedup_key, body=body, dispatch_uuid=_workflow(webhook), now=now)
     if event is None:
         return Received(event=WebhookEvent.objects.get(dedup_key=dedup_key), duplicate=True)
-    notify_workers()
     return Received(event=event, duplicate=False)
 
 

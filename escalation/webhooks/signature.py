@@ -30,13 +30,6 @@ def verify_signature(
     """The token's claims if `authorization` is Vonage's valid signature of `raw_body`, else SignatureError."""
     token = _bearer_token(authorization)
     try:
-        algorithm = jwt.get_unverified_header(token).get("alg")
-    except jwt.InvalidTokenError:
-        raise SignatureError("The bearer token is not a JWT.") from None
-    # PyJWT would refuse these too with algorithms=["HS256"]; saying so first gives a clearer 401.
-    if algorithm != "HS256":
-        raise SignatureError(f"The token is signed with {_shorten(algorithm)}; only HS256 is accepted.")
-    try:
         claims = jwt.decode(
             token,
             secret,
@@ -53,8 +46,14 @@ def verify_signature(
         )
     except jwt.InvalidSignatureError:
         raise SignatureError("The token's signature does not match the signature secret.") from None
+    except jwt.InvalidAlgorithmError:
+        # Read the header only now, on the refusal path, to say which algorithm it was.
+        algorithm = jwt.get_unverified_header(token).get("alg")
+        raise SignatureError(f"The token is signed with {_shorten(algorithm)}; only HS256 is accepted.") from None
     except jwt.MissingRequiredClaimError as e:
         raise SignatureError(f"The token has no {e.claim} claim.") from None
+    except jwt.DecodeError as e:
+        raise SignatureError(_undecodable(token, e)) from None
     except jwt.InvalidTokenError as e:
         raise SignatureError(f"The token could not be verified: {e}") from None
 
@@ -108,3 +107,11 @@ def _seconds(value: Any, claim: str) -> float:
 def _shorten(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _undecodable(token: str, error: jwt.DecodeError) -> str:
+    try:
+        jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        return "The bearer token is not a JWT."
+    return f"The token could not be verified: {error}"
