@@ -4,13 +4,9 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from escalation.services.webhooks import webhook_apply, webhooks_pending
+from escalation.services.webhooks import webhooks_apply, webhooks_pending
 
 
 def apply_stored_webhooks(now: datetime | None = None) -> int:
-    """Apply every pending webhook event, oldest first; returns how many were applied."""
-    applied = 0
-    for event_id in webhooks_pending(limit=10_000):
-        if webhook_apply(event_id, now=now or timezone.now()) is not None:
-            applied += 1
-    return applied
+    """Apply every pending webhook event as the worker does; returns how many were applied."""
+    return webhooks_apply(webhooks_pending(limit=10_000), now=now or timezone.now())

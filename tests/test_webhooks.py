@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.models import ChannelTest, Escalation, Event, Message, Page, Person, WebhookEvent
-from escalation.services.escalations import escalation_fire
+from escalation.services.escalations import escalation_cancel, escalation_fire
 from escalation.services.webhooks import WebhookRefused, webhook_apply, webhook_receive
 from tests.applying import apply_stored_webhooks
 from tests.conftest import TEST_SIGNATURE_SECRET
@@ -400,3 +400,38 @@ def test_the_request_only_stores_the_event_and_a_worker_applies_it_once(client, 
     assert received.event.applied_at == T0 + timedelta(seconds=1)
     assert webhook_apply(received.event.pk, now=T0 + timedelta(seconds=2)) is None  # never applied twice
     assert Event.objects.filter(message=message, kind="read").count() == 1
+
+
+def test_a_batch_applies_each_event_as_one_by_one_would(client, escalation):
+    tony, michael = sent(paged(escalation, 0), 0), sent(paged(escalation, 1), 0)
+    other = escalation_fire(roster=escalation.roster, message="Disk full", now=T0)
+    late = sent(paged(other, 0), 0)
+    escalation_cancel(escalation=other, by_name="test", now=T0)
+    bodies = [
+        v1_status(michael, "delivered"),  # Michael's Viber waits for `read`: a status, nothing more
+        v1_status(tony, "submitted"),  # already submitted
+        v1_status(tony, "delivered"),
+        v1_status(tony, "read"),  # acknowledges
+        v1_status(michael, "read"),  # after the acknowledgement
+        unknown_status(),  # left for one by one, and still applied
+        v1_status(late, "read"),  # an escalation that has ended
+        v1_status(tony, "rejected"),  # too late: never moves `read` back
+    ]
+    events = [webhook_receive(kind_hint="status", raw_body=json.dumps(b).encode(), authorization=None, now=T0).event
+              for b in bodies]
+    assert apply_stored_webhooks(now=T0 + timedelta(seconds=1)) == len(bodies)
+
+    results = dict(WebhookEvent.objects.values_list("pk", "result"))
+    assert [results[e.pk] for e in events] == [
+        "status delivered", "submitted ignored: already submitted", "status delivered",
+        "status read: acknowledged", "status read (escalation already acknowledged)", "unknown message",
+        "status read (escalation already cancelled)", "rejected ignored: already read",
+    ]
+    escalation.refresh_from_db()
+    assert (escalation.state, escalation.acknowledged_by_name) == ("acknowledged", "Tony")
+    tony.refresh_from_db()
+    michael.refresh_from_db()
+    assert (tony.status, michael.status) == ("read", "read")
+    assert list(Event.objects.filter(message=tony).values_list("kind", flat=True).order_by("id")) == [
+        "delivered", "read"]
+    assert not WebhookEvent.objects.filter(applied_at=None).exists()

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 
 from escalation.models import Event, WebhookEvent
 from escalation.services.escalations import escalation_fire
-from escalation.services.webhooks import Received, webhook_apply, webhook_receive
+from escalation.services.webhooks import Received, webhook_apply, webhook_receive, webhooks_apply
 from tests.applying import apply_stored_webhooks
 from tests.conftest import requires_postgres
 from tests.personas import MICHAEL, TONY, make_roster
@@ -123,3 +123,33 @@ def test_two_workers_applying_the_same_event_at_once_apply_it_once(delivery):
         assert sum(r is not None for r in results) == 1
         WebhookEvent.objects.filter(pk=event.pk).update(applied_at=None)  # pending again for the next try
     assert Event.objects.filter(message_id=message_id, kind="delivered").count() == 1  # the status moved once
+
+
+def test_workers_applying_overlapping_batches_apply_each_event_once(settings):
+    settings.ESCALATION_API = "messages"
+    roster = make_roster(TONY, MICHAEL)
+    messages = []
+    for n in range(6):
+        escalation = escalation_fire(roster=roster, message=f"Alert {n}", now=T0)
+        messages += [sent(paged(escalation, 0), 0), sent(paged(escalation, 1), 0)]
+    events = [receive(json.dumps(v1_status(m, status)).encode()).event.pk
+              for status in ("delivered", "read") for m in messages]
+    barrier = threading.Barrier(3)
+    results: list[int] = []
+    errors: list[Exception] = []
+
+    def worker(ids: list[int]) -> int:
+        barrier.wait(timeout=10)
+        return webhooks_apply(ids, now=T0)
+
+    # Three workers, each with a batch that overlaps the others' in a different order.
+    batches = [events, events[::-1], events[len(events) // 2:] + events[:len(events) // 2]]
+    threads = [in_thread(lambda b=batch: worker(b), results, errors) for batch in batches]
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert sum(results) == len(events)
+    assert not WebhookEvent.objects.filter(applied_at=None).exists()
+    for message in messages:
+        assert list(Event.objects.filter(message=message).values_list("kind", flat=True).order_by("id")) == [
+            "delivered", "read"]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from escalation.engine.events import record_event
+from escalation.engine.events import new_event, record_event
 from escalation.engine.plan import plan_person
 from escalation.models import (
     FAILED_STATUSES,
@@ -21,6 +21,7 @@ from escalation.models import (
     ChannelType,
     Escalation,
     EscalationState,
+    Event,
     EventKind,
     Message,
     MessageStatus,
@@ -56,45 +57,132 @@ def meets_condition(status: str, condition: str) -> bool:
 
 
 def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
-    if update.status not in STATUS_RANK or update.status in (MessageStatus.QUEUED, MessageStatus.FAILED):
-        return Applied(f"ignored status {update.status!r}")
-    # No savepoint of its own: inside the worker's per-event transaction, all of it or none of it counts.
+    """One status on its own: `apply_statuses` of one, or the first status of a Dispatch item."""
     with transaction.atomic(savepoint=False):
-        target = _find_and_lock(update)
-        if target is None:
-            return Applied(UNKNOWN_MESSAGE)
-        escalation, message, page = target
-        escalation_id = escalation.pk
-        message = message or _dispatch_message(page, update, now)
-        if message is None:
-            return Applied("unknown message: its address is not in the person's plan", escalation_id)
-        if message.message_uuid is None and update.message_uuid:
+        [applied] = apply_statuses([update], now=now)
+        if applied is not None:
+            return applied
+        return _apply_first_dispatch_status(update, now)
+
+
+def apply_statuses(updates: list[StatusUpdate], *, now: datetime) -> list[Applied | None]:
+    """Statuses of messages we know, applied together, each in the list's order.
+
+    A few statements for the whole list (the worker's batches of stored webhooks): find the messages,
+    lock their escalations in id order (so two batches never deadlock), read the messages again under
+    those locks (a row read while waiting for a lock may be one step behind), then write. None for an
+    update whose message is not known: the first status of a Dispatch item, a channel test's, or unknown.
+    Runs inside the caller's transaction.
+    """
+    results: list[Applied | None] = [None] * len(updates)
+    wanted = []
+    for i, update in enumerate(updates):
+        if update.status not in STATUS_RANK or update.status in (MessageStatus.QUEUED, MessageStatus.FAILED):
+            results[i] = Applied(f"ignored status {update.status!r}")
+        else:
+            wanted.append(i)
+    uuids = {updates[i].message_uuid for i in wanted if updates[i].message_uuid}
+    refs = {updates[i].client_ref for i in wanted if updates[i].client_ref}
+    if not uuids and not refs:
+        return results
+    found = list(Message.objects.filter(Q(message_uuid__in=uuids) | Q(client_ref__in=refs)).order_by()
+                 .values_list("pk", "message_uuid", "client_ref", "page__escalation_id"))
+    if not found:
+        return results
+    escalations = {e.pk: e for e in Escalation.objects.select_for_update()
+                   .filter(pk__in={row[3] for row in found}).order_by("pk")}
+    messages = Message.objects.select_related("page").filter(pk__in=[row[0] for row in found]).order_by()
+    messages = {m.pk: m for m in messages}
+    by_uuid = {str(row[1]): row[0] for row in found if row[1] is not None}
+    by_ref = {row[2]: row[0] for row in found}
+    pairs = []
+    for i in wanted:
+        message_id = by_uuid.get(updates[i].message_uuid) or by_ref.get(updates[i].client_ref)
+        if message_id is not None:
+            pairs.append((i, updates[i], messages[message_id]))
+    for i, applied in _apply_locked(pairs, escalations, taken_uuids=set(by_uuid), now=now):
+        results[i] = applied
+    return results
+
+
+def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: dict[int, Escalation], *,
+                  taken_uuids: set[str], now: datetime) -> list[tuple[int, Applied]]:
+    """Move each message up the ladder and say what follows, under its escalation's lock; then write it all.
+
+    The messages were read under those locks, so comparing ranks here is exact: no compare-and-set is needed.
+    """
+    results, changed, events, acknowledge, poke = [], {}, [], [], set()
+    acknowledged = {pk for pk, e in escalations.items() if e.state != EscalationState.ACTIVE}
+    for i, update, message in pairs:
+        page, escalation = message.page, escalations[message.page.escalation_id]
+        if message.message_uuid is None and update.message_uuid and update.message_uuid not in taken_uuids:
             _learn_uuid(message, update.message_uuid)
-        page = message.page
+            taken_uuids.add(update.message_uuid)
         rank = STATUS_RANK[update.status]
-        fields = {"status": update.status, "status_rank": rank}
+        if message.status_rank >= rank:
+            results.append((i, Applied(f"{update.status} ignored: already {message.status}", escalation.pk,
+                                       message.pk)))
+            continue
+        fields = changed.setdefault(message.pk, {})
+        fields.update(status=update.status, status_rank=rank)
         if update.status in STATUS_TIME_FIELD:
             fields[STATUS_TIME_FIELD[update.status]] = now
         if update.error:
             fields["error"] = update.error[:1000]
-        changed = Message.objects.filter(pk=message.pk, status_rank__lt=rank).update(**fields)
-        if not changed:
-            # As read with the lock, so possibly one step behind a status applied meanwhile; it only words the result.
-            return Applied(f"{update.status} ignored: already {message.status}", escalation_id, message.pk)
+        for field, value in fields.items():
+            setattr(message, field, value)
         label = ChannelType(message.channel_type).label
         text = f"{page.person_name}'s {label} {message.to_address}: {update.status}"
-        record_event(escalation, update.status, text + (f" ({update.error})" if update.error else ""),
-                     at=now, page=page, message=message)
-        if escalation.state != EscalationState.ACTIVE:
-            return Applied(f"status {update.status} (escalation already {escalation.state})", escalation_id, message.pk)
-        if meets_condition(update.status, message.condition):
-            escalation_acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name,
-                                   how=f"{update.status} on {label} {message.to_address}", now=now)
-            return Applied(f"status {update.status}: acknowledged", escalation_id, message.pk)
-        if update.status in FAILED_STATUSES and page.state == PageState.ACTIVE:
-            # The worker fails over to the next channel (or person) now rather than at the expiry.
-            Escalation.objects.filter(pk=escalation_id).update(next_action_at=now)
-    return Applied(f"status {update.status}", escalation_id, message.pk)
+        events.append(new_event(escalation, update.status, text + (f" ({update.error})" if update.error else ""),
+                                at=now, page=page, message=message))
+        if escalation.pk in acknowledged:
+            state = escalation.state if escalation.state != EscalationState.ACTIVE else EscalationState.ACKNOWLEDGED
+            applied = Applied(f"status {update.status} (escalation already {state})", escalation.pk, message.pk)
+        elif meets_condition(update.status, message.condition):
+            acknowledged.add(escalation.pk)
+            acknowledge.append((escalation, page, f"{update.status} on {label} {message.to_address}"))
+            applied = Applied(f"status {update.status}: acknowledged", escalation.pk, message.pk)
+        else:
+            if update.status in FAILED_STATUSES and page.state == PageState.ACTIVE:
+                # The worker fails over to the next channel (or person) now rather than at the expiry.
+                poke.add(escalation.pk)
+            applied = Applied(f"status {update.status}", escalation.pk, message.pk)
+        results.append((i, applied))
+    _write_statuses(changed)
+    if events:
+        Event.objects.bulk_create(events)
+    for escalation, page, how in acknowledge:
+        escalation_acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name, how=how,
+                               now=now)
+    if poke - acknowledged:
+        Escalation.objects.filter(pk__in=poke - acknowledged).update(next_action_at=now)
+    return results
+
+
+def _write_statuses(changed: dict[int, dict]) -> None:
+    """One UPDATE per distinct set of new values: statuses applied together share `now`, so a batch is a
+    few statements (Django's bulk_update would build a CASE per row and field, costing more than the writes)."""
+    groups: dict[tuple, list[int]] = {}
+    for message_id, fields in changed.items():
+        groups.setdefault(tuple(sorted(fields.items())), []).append(message_id)
+    for values, ids in groups.items():
+        Message.objects.filter(pk__in=ids).update(**dict(values))
+
+
+def _apply_first_dispatch_status(update: StatusUpdate, now: datetime) -> Applied:
+    """A Dispatch item's first status: its Message is made now, from the plan, under the escalation's lock."""
+    if not update.dispatch_uuid:
+        return Applied(UNKNOWN_MESSAGE)
+    pages = Page.objects.select_related("escalation").select_for_update(of=("escalation",))
+    page = pages.filter(dispatch_uuid=update.dispatch_uuid).order_by("pk").first()
+    if page is None:
+        return Applied(UNKNOWN_MESSAGE)
+    message = _dispatch_message(page, update, now)
+    if message is None:
+        return Applied("unknown message: its address is not in the person's plan", page.escalation_id)
+    [(_, applied)] = _apply_locked([(0, update, message)], {page.escalation_id: page.escalation},
+                                   taken_uuids=set(), now=now)
+    return applied
 
 
 def _learn_uuid(message: Message, message_uuid: str) -> None:
@@ -105,31 +193,10 @@ def _learn_uuid(message: Message, message_uuid: str) -> None:
     """
     try:
         with transaction.atomic():
-            Message.objects.filter(pk=message.pk, message_uuid=None).update(message_uuid=message_uuid)
+            if Message.objects.filter(pk=message.pk, message_uuid=None).update(message_uuid=message_uuid):
+                message.message_uuid = message_uuid
     except IntegrityError:
         pass
-
-
-def _find_and_lock(update: StatusUpdate) -> tuple[Escalation, Message | None, Page | None] | None:
-    """Which escalation (and message, or Dispatch page) a status is about, with the escalation's row locked.
-
-    One query each: the lookup joins the escalation and locks only its row (lock order, everywhere: the
-    escalation first, then its pages and messages). Lookups are on unique columns; `order_by("pk")` keeps
-    the models' default ordering from adding joins and sorts to the hottest query of applying webhooks.
-    """
-    lookup = Q(message_uuid=update.message_uuid) if update.message_uuid else Q(pk=None)
-    if update.client_ref:
-        lookup |= Q(client_ref=update.client_ref)
-    messages = Message.objects.select_related("page__escalation").select_for_update(of=("page__escalation",))
-    message = messages.filter(lookup).order_by("pk").first()
-    if message is not None:
-        return message.page.escalation, message, None
-    if update.dispatch_uuid:
-        pages = Page.objects.select_related("escalation").select_for_update(of=("escalation",))
-        page = pages.filter(dispatch_uuid=update.dispatch_uuid).order_by("pk").first()
-        if page is not None:
-            return page.escalation, None, page
-    return None
 
 
 def _dispatch_message(page: Page, update: StatusUpdate, now: datetime) -> Message | None:
