@@ -5,16 +5,20 @@ the send's claim lease; whatever was put there since the claim (a failed status 
 acknowledgement clearing it) wins, and the worker decides again at once. Time is explicit, as in test_engine.
 """
 
+import json
+
 import pytest
 from django.db import transaction
 
 from escalation.engine.sending import perform
-from escalation.engine.step import decide
+from escalation.engine.step import PENDING_WEBHOOKS_GRACE, decide
 from escalation.engine.worker import advance, run_due
 from escalation.models import Escalation, Message, Page, Person
 from escalation.services.escalations import escalation_cancel
+from escalation.services.webhooks import webhook_receive
 from tests.personas import MICHAEL, TONY, make_roster
 from tests.test_engine import at, fire, refreshed, sent, status
+from tests.test_webhooks import v1_status
 
 pytestmark = pytest.mark.django_db
 
@@ -120,9 +124,50 @@ def test_passing_a_person_over_and_paging_the_next_is_one_decision_and_one_send(
     escalation = fire(make_roster(TONY, MICHAEL))
     run_due(now=at(0))
     # A budget (31 when every accepted send was followed by a second decision): one decision's statements,
-    # one outcome record's, the looks for webhooks that came early, and here each transaction's savepoint.
-    with django_assert_max_num_queries(18):
+    # one outcome record's, the looks for webhooks that came early or are still to be applied, and here each
+    # transaction's savepoint.
+    with django_assert_max_num_queries(19):
         advance(escalation.pk, clock=lambda: at(120))
     assert list(Page.objects.filter(escalation=escalation).values_list("person_name", "state")) == [
         ("Tony", "passed_over"), ("Michael", "active")]
     assert refreshed(escalation).next_action_at == at(300)  # Michael's three channels: 180 s
+
+
+# --- A deadline waits, briefly, for webhooks received before it ---
+
+def stored_read(message: Message, seconds: float):
+    """Vonage's `read` as the web process stores it at `seconds`, not applied yet."""
+    message.refresh_from_db()
+    raw = json.dumps(v1_status(message, "read")).encode()
+    return webhook_receive(kind_hint="status", raw_body=raw, authorization=None, now=at(seconds)).event
+
+
+def test_a_read_stored_before_the_deadline_wins_over_it_even_if_not_applied_yet(messages_mode):
+    escalation = fire(make_roster(TONY, MICHAEL))
+    advance(escalation.pk, clock=lambda: at(0))
+    stored_read(Message.objects.get(), 59.9)
+    advance(escalation.pk, clock=lambda: at(60))
+    assert sent(escalation) == [("Tony", 0, "messenger")]  # Tony's SMS is not sent: his read is pending
+    assert refreshed(escalation).next_action_at == at(60.1)
+    run_due(now=at(60.1))  # applies the read first, then nothing is due
+    escalation = refreshed(escalation)
+    assert (escalation.state, escalation.acknowledged_by_name) == ("acknowledged", "Tony")
+    assert sent(escalation) == [("Tony", 0, "messenger")]
+
+
+def test_a_webhook_stored_after_the_deadline_does_not_hold_it(messages_mode):
+    escalation = fire(make_roster(TONY, MICHAEL))
+    advance(escalation.pk, clock=lambda: at(0))
+    stored_read(Message.objects.get(), 60.5)
+    advance(escalation.pk, clock=lambda: at(61))
+    assert sent(escalation) == [("Tony", 0, "messenger"), ("Tony", 1, "sms")]
+
+
+def test_a_webhook_that_stays_pending_holds_a_deadline_only_for_the_grace(messages_mode):
+    escalation = fire(make_roster(TONY, MICHAEL))
+    advance(escalation.pk, clock=lambda: at(0))
+    stored_read(Message.objects.get(), 59)  # say no worker manages to apply it
+    advance(escalation.pk, clock=lambda: at(60))
+    assert sent(escalation) == [("Tony", 0, "messenger")]
+    advance(escalation.pk, clock=lambda: at(60 + PENDING_WEBHOOKS_GRACE.total_seconds()))
+    assert sent(escalation) == [("Tony", 0, "messenger"), ("Tony", 1, "sms")]

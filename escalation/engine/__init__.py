@@ -3,7 +3,8 @@
 - `step.py` decides, under the escalation's row lock, what is due now (start a page, send a message,
   fail over, pass a person over, end the escalation) and claims any send it decides on.
 - `sending.py` performs a claimed send outside any transaction and records its outcome.
-- `apply.py` applies Vonage's webhooks (statuses, final reports, replies).
+- `apply.py` applies Vonage's webhooks (statuses, final reports, replies), which the web process stored and
+  the worker applies at the start of each pass.
 - `worker.py` is the loop behind `manage.py run_escalations`.
 
 Crash safety in one sentence: every send is recorded (claimed, with a lease) before the request and its

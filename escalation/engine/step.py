@@ -29,6 +29,7 @@ from escalation.models import (
     PageState,
     Person,
 )
+from escalation.services.webhooks import webhooks_pending_since
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Wait:
 
 
 PASSED_OVER = object()
+
+# How long a deadline waits for webhooks received before it to be applied, and how often it looks again.
+PENDING_WEBHOOKS_GRACE = timedelta(seconds=10)
+PENDING_WEBHOOKS_RECHECK = timedelta(milliseconds=100)
 
 
 def send_lease() -> timedelta:
@@ -201,6 +206,9 @@ def _dispatch_page_step(escalation: Escalation, page: Page, now: datetime, repla
         pass_over(page, f"last channel ({ChannelType(last.channel_type).label}) was {last.status}.", now)
         return PASSED_OVER
     if now >= page.deadline:
+        recheck = _webhooks_pending_at(page.deadline, now)
+        if recheck:
+            return Wait(recheck)
         # A status that raced the commit of this page's dispatch_uuid was stored as unknown after the
         # replay right after the commit had looked; look once more before giving up on the person.
         if not replayed and replay_unmatched_dispatch(str(page.dispatch_uuid), now=now):
@@ -212,6 +220,18 @@ def _dispatch_page_step(escalation: Escalation, page: Page, now: datetime, repla
         pass_over(page, f"no answer within {person_window_seconds(person)} s.", now)
         return PASSED_OVER
     return Wait(page.deadline)
+
+
+def _webhooks_pending_at(deadline: datetime, now: datetime) -> datetime | None:
+    """When to look again, if a webhook received by `deadline` is not applied yet; else None.
+
+    Webhooks are applied by the workers a moment after they are stored, and a `read` that reached us in
+    time must win over the deadline. The wait is bounded: past PENDING_WEBHOOKS_GRACE the deadline is acted
+    on anyway, so an event that cannot be applied never stalls an escalation.
+    """
+    if now - deadline >= PENDING_WEBHOOKS_GRACE or not webhooks_pending_since(deadline):
+        return None
+    return now + PENDING_WEBHOOKS_RECHECK
 
 
 def _messages_page_step(escalation: Escalation, page: Page, now: datetime):
@@ -239,6 +259,10 @@ def _messages_page_step(escalation: Escalation, page: Page, now: datetime):
         Message.objects.filter(pk=last.pk).update(deadline=last.deadline, sent_at=last.created_at,
                                                   claimed_until=None)
     failed = last.status in FAILED_STATUSES
+    if not failed and now >= last.deadline:
+        recheck = _webhooks_pending_at(last.deadline, now)
+        if recheck:
+            return Wait(recheck)
     if failed or now >= last.deadline:
         if last.channel_index + 1 < len(channels):
             return _new_message(page, channels, last.channel_index + 1, now)
