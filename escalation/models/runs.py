@@ -57,6 +57,8 @@ class Escalation(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
+            # The history list's order: a page of it reads a page of the index, not a sort of every row.
+            models.Index(fields=["created_at", "id"], name="escalation_by_time"),
             # The worker's due-work query only ever looks at active escalations.
             models.Index(fields=["next_action_at"], name="escalation_due",
                          condition=Q(state="active") & Q(next_action_at__isnull=False)),
