@@ -40,6 +40,7 @@ def run(stack: Stack, folder: Path) -> Result:
     try:
         stack.wait_workers_ready()  # the workers' Django start-up is not part of the burst
         since = max([r["seq"] for r in stack.emulator_requests()], default=0)
+        cpu_before = stack.cpu_by_role()
         committed = fire_all(stack, roster)
         log(f"burst: {ESCALATIONS} escalations committed")
         arrivals: list[float] = []
@@ -51,6 +52,7 @@ def run(stack: Stack, folder: Path) -> Result:
                 continue
             since = found[-1]["seq"]
             arrivals += [r["at"] - committed for r in found if r["path"] == "/v0.1/dispatch" and r["status"] == 202]
+        cpu_after = stack.cpu_by_role()
         worker_rss = [stack.peak_rss_mb(stack.workers[i].pid) for i in indexes]
         web_rss = [stack.peak_rss_mb(pid) for pid in stack.web_worker_pids()]
     finally:
@@ -63,9 +65,13 @@ def run(stack: Stack, folder: Path) -> Result:
     details = {"paged": paged, "total_s": total, "p50_s": median(arrivals) if arrivals else None,
                "p99_s": percentile(arrivals, 99) if arrivals else None, "workers": WORKERS,
                "rate_per_s": paged / total if total else 0, "worker_rss_mb": worker_rss, "web_rss_mb": web_rss,
-               "escalations": Escalation.objects.count()}
+               "escalations": Escalation.objects.count(),
+               # Where each first page's CPU went, across the stack (PostgreSQL's includes other users').
+               "cpu_ms_per_page": {role: round((cpu_after[role] - cpu_before[role]) * 1000 / max(paged, 1), 2)
+                                   for role in cpu_before}}
     log(f"burst: {paged} of {ESCALATIONS} first persons paged; last after {total:.1f} s "
-        f"({details['rate_per_s']:.0f}/s); worker RSS {worker_rss} MB, web RSS {web_rss} MB")
+        f"({details['rate_per_s']:.0f}/s); worker RSS {worker_rss} MB, web RSS {web_rss} MB; "
+        f"CPU ms per page {details['cpu_ms_per_page']}")
     complete = paged == ESCALATIONS
     figure = (f"all {ESCALATIONS} first persons paged {total:.1f} s after the commit "
               f"({details['rate_per_s']:.0f}/s, {WORKERS} workers); half of them by {details['p50_s']:.1f} s"

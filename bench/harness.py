@@ -91,6 +91,32 @@ def peak_rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else 0.0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (utime + stime from /proc/<pid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on the machine (the server is shared, so this counts other users too)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -362,6 +388,13 @@ class Stack:
 
     def web_worker_pids(self, name: str = "web") -> list[int]:
         return children_of(self.webs[name].pid)
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds used so far by each part of the stack: where a benchmark's time went."""
+        workers = [w.pid for w in self.workers if w is not None and w.alive()]
+        webs = [pid for name in self.webs for pid in [self.webs[name].pid, *self.web_worker_pids(name)]]
+        return {"worker": cpu_seconds(workers), "emulator": cpu_seconds([self.emulator_proc.pid]),
+                "web": cpu_seconds(webs), "postgres": cpu_seconds(postgres_pids())}
 
     # --- escalation workers ------------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ def measure(stack: Stack, workers: int, count: int = ESCALATIONS, spread: float 
         # Workers are up (and idle: nothing is due yet) before the timers are written.
         stack.wait_workers_ready()
         prepare(count, spread)
+        cpu_before = stack.cpu_by_role()
         log(f"lateness x{workers}: {count} timers set over {spread:.0f} s")
         # Bounded, so an engine that falls behind still ends the run: what is left is at least this late.
         cutoff = timezone.now() + timedelta(seconds=LEAD_SECONDS + spread + GRACE_SECONDS)
@@ -78,6 +79,7 @@ def measure(stack: Stack, workers: int, count: int = ESCALATIONS, spread: float 
                            lambda n: n >= count or timezone.now() >= cutoff, timeout=600, interval=1.0)
         finally:
             cut_at = timezone.now()
+            cpu_after = stack.cpu_by_role()
         worker_rss = [stack.peak_rss_mb(stack.workers[i].pid) for i in indexes]
         web_rss = [stack.peak_rss_mb(pid) for pid in stack.web_worker_pids()]
     finally:
@@ -101,10 +103,14 @@ def measure(stack: Stack, workers: int, count: int = ESCALATIONS, spread: float 
               "p99": percentile(everything, 99), "max": max(everything), "early": sum(1 for x in late if x < 0),
               "done": len(late),
               "pending": len(pending), "request_p99": percentile(late_request, 99) if late_request else None,
-              "advances_per_s": rate, "worker_rss_mb": worker_rss, "web_rss_mb": web_rss}
+              "advances_per_s": rate, "worker_rss_mb": worker_rss, "web_rss_mb": web_rss,
+              # Where each step's CPU went, across the stack (PostgreSQL's figure includes other users').
+              "cpu_ms_per_step": {role: (cpu_after[role] - cpu_before[role]) * 1000 / max(len(late), 1)
+                                  for role in cpu_before}}
     log(f"lateness x{workers}: {len(late)} of {count} acted on by the cut-off ({rate:.0f}/s); p50 "
         f"{result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, max {result['max'] * 1000:.0f} ms; "
-        f"worker RSS {worker_rss} MB")
+        f"worker RSS {worker_rss} MB; CPU ms per step "
+        f"{ {role: round(ms, 1) for role, ms in result['cpu_ms_per_step'].items()} }")
     return result
 
 
