@@ -18,7 +18,7 @@ from escalation.models import Escalation
 
 ESCALATIONS = 6000
 WORKERS = 2
-TIMEOUT = 60.0
+TIMEOUT = 120.0
 
 
 def fire_all(stack: Stack, roster) -> float:

@@ -6,6 +6,7 @@
 
 import argparse
 import importlib
+import json
 import os
 import platform
 import time
@@ -63,7 +64,10 @@ def main() -> None:
     elapsed = time.monotonic() - started
     table = format_table(results)
     print("\n" + table + f"\n\nTotal time: {elapsed:.0f} s", flush=True)
-    if not args.only:
+    if args.only:  # no BENCHMARKS.md: the raw figures go to the output instead
+        for result in results:
+            print(f"\n{result.number}. {result.name}: {json.dumps(result.details, default=str)}")
+    else:
         write_report(results, elapsed)
 
 
