@@ -406,6 +406,7 @@ def test_a_batch_applies_each_event_as_one_by_one_would(client, escalation):
     tony, michael = sent(paged(escalation, 0), 0), sent(paged(escalation, 1), 0)
     other = escalation_fire(roster=escalation.roster, message="Disk full", now=T0)
     late = sent(paged(other, 0), 0)
+    test = make_channel_test()
     escalation_cancel(escalation=other, by_name="test", now=T0)
     bodies = [
         v1_status(michael, "delivered"),  # Michael's Viber waits for `read`: a status, nothing more
@@ -416,6 +417,9 @@ def test_a_batch_applies_each_event_as_one_by_one_would(client, escalation):
         unknown_status(),  # left for one by one, and still applied
         v1_status(late, "read"),  # an escalation that has ended
         v1_status(tony, "rejected"),  # too late: never moves `read` back
+        {"template": "failover", "status": "completed", "timestamp": "2026-03-01T10:10:00Z",
+         "dispatch_uuid": str(uuid.uuid4())},  # a workflow that is not ours
+        {**unknown_status("delivered"), "client_ref": test.client_ref},  # a channel test's, left for one by one
     ]
     events = [webhook_receive(kind_hint="status", raw_body=json.dumps(b).encode(), authorization=None, now=T0).event
               for b in bodies]
@@ -425,7 +429,8 @@ def test_a_batch_applies_each_event_as_one_by_one_would(client, escalation):
     assert [results[e.pk] for e in events] == [
         "status delivered", "submitted ignored: already submitted", "status delivered",
         "status read: acknowledged", "status read (escalation already acknowledged)", "unknown message",
-        "status read (escalation already cancelled)", "rejected ignored: already read",
+        "status read (escalation already cancelled)", "rejected ignored: already read", "unknown workflow",
+        f"channel test #{test.pk}: delivered",
     ]
     escalation.refresh_from_db()
     assert (escalation.state, escalation.acknowledged_by_name) == ("acknowledged", "Tony")

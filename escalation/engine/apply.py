@@ -42,6 +42,7 @@ STATUS_TIME_FIELD = {
 
 
 UNKNOWN_MESSAGE = "unknown message"
+UNKNOWN_WORKFLOW = "unknown workflow"
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def _dispatch_message(page: Page, update: StatusUpdate, now: datetime) -> Messag
 def apply_final_report(report: FinalReport, *, now: datetime) -> Applied:
     page = Page.objects.filter(dispatch_uuid=report.dispatch_uuid).order_by("pk").first()
     if page is None:
-        return Applied("unknown workflow")
+        return Applied(UNKNOWN_WORKFLOW)
     with transaction.atomic(savepoint=False):
         escalation = Escalation.objects.select_for_update().get(pk=page.escalation_id)
         if not Page.objects.filter(pk=page.pk, dispatch_final_status="").update(dispatch_final_status=report.status):

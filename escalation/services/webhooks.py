@@ -21,13 +21,14 @@ from django.db.models import Q
 
 from escalation.engine.apply import (
     UNKNOWN_MESSAGE,
+    UNKNOWN_WORKFLOW,
     Applied,
     apply_final_report,
     apply_inbound,
     apply_status,
     apply_statuses,
 )
-from escalation.models import STATUS_RANK, ChannelTest, WebhookEvent, WebhookKind
+from escalation.models import STATUS_RANK, ChannelTest, Page, WebhookEvent, WebhookKind
 from escalation.webhooks.parse import PayloadError, Webhook, load_body, parse_webhook
 from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
 from escalation.webhooks.signature import SignatureError, verify_signature
@@ -117,7 +118,7 @@ def _apply_batch(event_ids: list[int], *, now: datetime) -> tuple[list[int], int
         pending = WebhookEvent.objects.filter(pk__in=event_ids, applied_at=None)
         if connection.features.has_select_for_update_skip_locked:
             pending = pending.select_for_update(skip_locked=True)
-        done, statuses = [], []
+        done, statuses, reports = [], [], []
         for event in pending.order_by("pk"):
             if event.kind == WebhookKind.INBOUND:
                 continue
@@ -128,12 +129,46 @@ def _apply_batch(event_ids: list[int], *, now: datetime) -> tuple[list[int], int
                 continue
             if isinstance(webhook, StatusUpdate):
                 statuses.append((event, webhook))
+            else:
+                reports.append((event, webhook))
         outcomes = apply_statuses([webhook for _, webhook in statuses], now=now)
-        done += [_applied(event, applied, now=now) for (event, _), applied in zip(statuses, outcomes, strict=True)
-                 if applied is not None]
+        unmatched = []
+        for (event, webhook), applied in zip(statuses, outcomes, strict=True):
+            if applied is not None:
+                done.append(_applied(event, applied, now=now))
+            else:
+                unmatched.append((event, webhook))
+        done += _unknown(unmatched + reports, now=now)
         _record_all(done, now=now)
     applied_ids = {event.pk for event in done}
     return [pk for pk in event_ids if pk not in applied_ids], len(done)
+
+
+def _unknown(items: list[tuple[WebhookEvent, StatusUpdate | FinalReport]], *, now: datetime) -> list[WebhookEvent]:
+    """Those of `items` that match nothing we sent, recorded as such, found with two queries for them all.
+
+    A storm of events about messages and workflows that are not ours (or no longer exist) then costs the
+    worker next to nothing; the rest (a Dispatch item's first status, a final report, a channel test's
+    status) is left for `webhook_apply`, one by one.
+    """
+    if not items:
+        return []
+    workflows = {webhook.dispatch_uuid for _, webhook in items if webhook.dispatch_uuid}
+    known_workflows = {str(u) for u in Page.objects.filter(dispatch_uuid__in=workflows)
+                       .values_list("dispatch_uuid", flat=True)} if workflows else set()
+    uuids = {w.message_uuid for _, w in items if isinstance(w, StatusUpdate) and w.message_uuid}
+    refs = {w.client_ref for _, w in items if isinstance(w, StatusUpdate) and w.client_ref}
+    tests = ChannelTest.objects.filter(Q(message_uuid__in=uuids) | Q(client_ref__in=refs)).order_by()
+    test_keys = {str(key) for pair in tests.values_list("message_uuid", "client_ref") for key in pair if key}
+    unknown = []
+    for event, webhook in items:
+        if webhook.dispatch_uuid in known_workflows:
+            continue
+        if isinstance(webhook, FinalReport):
+            unknown.append(_applied(event, Applied(UNKNOWN_WORKFLOW), now=now))
+        elif webhook.message_uuid not in test_keys and webhook.client_ref not in test_keys:
+            unknown.append(_applied(event, Applied(UNKNOWN_MESSAGE), now=now))
+    return unknown
 
 
 def webhook_apply(event_id: int, *, now: datetime) -> Applied | None:
