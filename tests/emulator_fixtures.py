@@ -34,6 +34,22 @@ class EmulatorHandle(EmulatorControl):
 
 
 @pytest.fixture
+def messages_mode(settings, emulator):
+    """The engine on the Messages API against the emulator, retries 2 s, 4 s, ... apart."""
+    settings.ESCALATION_API = "messages"
+    settings.ESCALATION_RETRY_BASE_SECONDS = 2
+    return emulator
+
+
+@pytest.fixture
+def dispatch_mode(settings, emulator):
+    """The engine on the Dispatch API against the emulator, retries 2 s, 4 s, ... apart."""
+    settings.ESCALATION_API = "dispatch"
+    settings.ESCALATION_RETRY_BASE_SECONDS = 2
+    return emulator
+
+
+@pytest.fixture
 def emulator(vonage_keys, settings) -> Iterator[EmulatorHandle]:
     """A fresh emulator on a free loopback port, with settings.VONAGE_API_URL pointing at it.
 

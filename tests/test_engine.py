@@ -25,19 +25,6 @@ def at(seconds: float):
     return T0 + timedelta(seconds=seconds)
 
 
-@pytest.fixture
-def messages_mode(settings, emulator):
-    settings.ESCALATION_API = "messages"
-    settings.ESCALATION_RETRY_BASE_SECONDS = 2
-    return emulator
-
-
-@pytest.fixture
-def dispatch_mode(settings, emulator):
-    settings.ESCALATION_API = "dispatch"
-    return emulator
-
-
 def fire(roster, text="Main server down"):
     return escalation_fire(roster=roster, message=text, fired_by_name="test", now=T0)
 

@@ -23,20 +23,6 @@ from tests.test_webhooks import v1_status
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def messages_mode(settings, emulator):
-    settings.ESCALATION_API = "messages"
-    settings.ESCALATION_RETRY_BASE_SECONDS = 2
-    return emulator
-
-
-@pytest.fixture
-def dispatch_mode(settings, emulator):
-    settings.ESCALATION_API = "dispatch"
-    settings.ESCALATION_RETRY_BASE_SECONDS = 2
-    return emulator
-
-
 def claimed_send(escalation: Escalation, seconds: float):
     """What the worker's first half of a step does: decide under the row lock and commit the claim."""
     with transaction.atomic():
