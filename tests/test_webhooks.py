@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.models import ChannelTest, Escalation, Event, Message, Page, Person, WebhookEvent
+from escalation.services import webhooks as webhooks_service
 from escalation.services.escalations import escalation_cancel, escalation_fire
 from escalation.services.webhooks import WebhookRefused, webhook_apply, webhook_receive
 from tests.applying import apply_stored_webhooks
@@ -439,4 +440,31 @@ def test_a_batch_applies_each_event_as_one_by_one_would(client, escalation):
     assert (tony.status, michael.status) == ("read", "read")
     assert list(Event.objects.filter(message=tony).values_list("kind", flat=True).order_by("id")) == [
         "delivered", "read"]
+    assert not WebhookEvent.objects.filter(applied_at=None).exists()
+
+
+def test_an_event_that_cannot_be_applied_is_kept_marked_and_does_not_hold_the_others(client, escalation,
+                                                                                     monkeypatch):
+    tony = sent(paged(escalation, 0), 0)
+    poison = webhook_receive(kind_hint="status", raw_body=json.dumps(unknown_status()).encode(),
+                             authorization=None, now=T0).event
+    good = webhook_receive(kind_hint="status", raw_body=json.dumps(v1_status(tony, "delivered")).encode(),
+                           authorization=None, now=T0).event
+    real_apply = webhooks_service._apply
+
+    def faulty(webhook, *, now):  # a fault in the code that applies one kind of event
+        if webhook.message_uuid == poison.body["message_uuid"]:
+            raise RuntimeError("a bug")
+        return real_apply(webhook, now=now)
+
+    def batch_fails(updates, *, now):
+        raise RuntimeError("a bug in the batch")
+
+    monkeypatch.setattr(webhooks_service, "_apply", faulty)
+    monkeypatch.setattr(webhooks_service, "apply_statuses", batch_fails)
+    assert apply_stored_webhooks(now=T0) == 1
+    poison.refresh_from_db()
+    good.refresh_from_db()
+    assert (poison.result, poison.applied_at) == ("not applied: RuntimeError (see the worker's log)", T0)
+    assert (good.result, good.applied_at) == ("status delivered", T0)
     assert not WebhookEvent.objects.filter(applied_at=None).exists()

@@ -98,17 +98,29 @@ def webhooks_pending_since(moment: datetime) -> bool:
 def webhooks_apply(event_ids: list[int], *, now: datetime) -> int:
     """Apply stored events, the worker's way: the statuses of known messages together in one transaction
     (a few statements for the lot), every other event on its own with `webhook_apply`. Returns how many
-    events were applied. If the batch fails it is rolled back and each event is tried on its own, so one
-    bad event costs only itself."""
+    events were applied.
+
+    If the batch fails it is rolled back and each event is tried on its own, so one bad event costs only
+    itself. An event that fails on its own stays pending if the database failed (it may be back at the
+    next pass); any other failure is a fault no retry will mend, so the event is kept, marked as not
+    applied, and logged, rather than retried for ever (and holding every deadline for its grace).
+    """
     try:
         rest, applied = _apply_batch(event_ids, now=now)
-    except DatabaseError:
+    except Exception:
         log.warning("applying %d webhook events together failed; applying them one by one", len(event_ids),
                     exc_info=True)
         rest, applied = event_ids, 0
     for event_id in rest:
-        if webhook_apply(event_id, now=now) is not None:
-            applied += 1
+        try:
+            if webhook_apply(event_id, now=now) is not None:
+                applied += 1
+        except DatabaseError:
+            log.warning("applying webhook event %s failed; it stays pending", event_id, exc_info=True)
+        except Exception as error:
+            log.exception("applying webhook event %s failed; it is kept and marked as not applied", event_id)
+            WebhookEvent.objects.filter(pk=event_id, applied_at=None).update(
+                applied_at=now, result=f"not applied: {type(error).__name__} (see the worker's log)"[:300])
     return applied
 
 
