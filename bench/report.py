@@ -47,8 +47,8 @@ from the same clock.
    worker, read at the end of 3 and 4.
 6. **History pages.** The escalation list and the timeline page of one escalation, with 1,000 and with
    100,000 events in the database (half on the escalation shown, half on background escalations of ten
-   events each), through the whole Django stack in-process (test client, superuser, DEBUG off): 20 timed
-   requests after 3 warm-ups; queries counted on one request.
+   events each), through the whole Django stack in-process (test client, superuser, DEBUG off): 100 timed
+   requests after 5 warm-ups; queries counted on one request.
 """
 
 
