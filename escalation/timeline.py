@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from escalation.models import (
     FAILED_STATUSES,
+    MARK_KINDS,
     ChannelType,
     Escalation,
     EscalationState,
@@ -37,8 +38,6 @@ TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 108
 MAX_TICKS = 9
 
 # Events that become marks on the picture; everything else is only in the log in words.
-MARK_KINDS = (EventKind.REPLIED, EventKind.SEND_FAILED, EventKind.RETRIED)
-
 # Short names: the label column is narrow.
 CHANNEL_LABELS = {ChannelType.MESSENGER: "Messenger", ChannelType.VIBER: "Viber", ChannelType.WHATSAPP: "WhatsApp",
                   ChannelType.SMS: "SMS"}

@@ -23,6 +23,7 @@ from django.utils.translation import gettext
 
 from escalation.admin import fire
 from escalation.models import (
+    MARK_KINDS,
     Escalation,
     EscalationState,
     Event,
@@ -33,7 +34,7 @@ from escalation.models import (
     WebhookEvent,
     WebhookKind,
 )
-from escalation.timeline import MARK_KINDS, build_timeline, channel_label, format_duration, format_offset
+from escalation.timeline import build_timeline, channel_label, format_duration, format_offset
 
 # The log in words shows the latest events, the full event list (linked) the rest: a runaway escalation (a flood
 # of webhooks) keeps a page that reads at a glance and renders in a fixed time.

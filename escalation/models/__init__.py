@@ -18,6 +18,7 @@ from escalation.models.people import (
 )
 from escalation.models.runs import (
     FAILED_STATUSES,
+    MARK_KINDS,
     STATUS_RANK,
     Api,
     Escalation,
@@ -32,7 +33,7 @@ from escalation.models.runs import (
 from escalation.models.webhooks import WebhookEvent, WebhookKind
 
 __all__ = [
-    "CHANNEL_TYPE_FROM_V1", "FAILED_STATUSES", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
+    "CHANNEL_TYPE_FROM_V1", "FAILED_STATUSES", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
     "V1_CHANNEL_NAMES", "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
     "PageState", "Person", "Roster", "RosterMember", "Sender", "WebhookEvent", "WebhookKind",

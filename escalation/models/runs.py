@@ -208,6 +208,11 @@ class EventKind(models.TextChoices):
     NOTE = "note", "note"
 
 
+# The events the timeline draws as marks on a channel's bar (statuses are drawn as the bar's own colours):
+# rare among a flood of status events, so they have an index of their own.
+MARK_KINDS = (EventKind.REPLIED, EventKind.SEND_FAILED, EventKind.RETRIED)
+
+
 class Event(models.Model):
     """One decision or observation, for the timeline and the log in words."""
 
@@ -220,7 +225,11 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        indexes = [models.Index(fields=["escalation", "at"], name="event_by_escalation")]
+        indexes = [
+            models.Index(fields=["escalation", "at"], name="event_by_escalation"),
+            models.Index(fields=["escalation", "at", "id"], condition=models.Q(kind__in=MARK_KINDS),
+                         name="event_marks"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S} {self.kind}: {self.text}"
