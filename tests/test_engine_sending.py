@@ -157,3 +157,14 @@ def test_a_webhook_that_stays_pending_holds_a_deadline_only_for_the_grace(messag
     assert sent(escalation) == [("Tony", 0, "messenger")]
     advance(escalation.pk, clock=lambda: at(60 + PENDING_WEBHOOKS_GRACE.total_seconds()))
     assert sent(escalation) == [("Tony", 0, "messenger"), ("Tony", 1, "sms")]
+
+
+def test_one_broken_escalation_is_logged_and_the_rest_of_the_pass_goes_on(messages_mode, caplog):
+    roster = make_roster(TONY, MICHAEL)
+    broken, healthy = fire(roster), fire(roster)
+    Escalation.objects.filter(pk=broken.pk).update(plan={"rounds": 1, "people": []})  # a plan nobody can follow
+    run_due(now=at(0))
+    assert sent(healthy) == [("Tony", 0, "messenger")]
+    assert sent(broken) == []
+    assert f"advancing escalation {broken.pk} failed; it will be retried after its lease" in caplog.text
+    assert refreshed(broken).next_action_at == at(30)  # its claim lease: due again then, not lost

@@ -64,40 +64,32 @@ def run_due(now: datetime | None = None, limit: int = 100, pool: ThreadPoolExecu
     clock = (lambda: now) if now is not None else timezone.now
     events = webhooks_pending(limit)
     batches = [events[start:start + WEBHOOK_BATCH] for start in range(0, len(events), WEBHOOK_BATCH)]
-    _each(batches, lambda batch: _apply_safely(batch, clock), pool)
+    # Whatever fails is logged and left for later: pending events stay pending, and a claimed escalation
+    # comes back when its claim lease runs out; one failure never stops the rest of the pass.
+    _each(batches, lambda batch: webhooks_apply(batch, now=clock()),
+          "applying webhook events {0[0]}..{0[-1]} failed; they stay pending", pool)
     ids = claim_due(clock(), limit)
-    _each(ids, lambda i: _advance_safely(i, clock), pool)
+    _each(ids, lambda escalation_id: advance(escalation_id, clock),
+          "advancing escalation {0} failed; it will be retried after its lease", pool)
     return len(events) + len(ids)
 
 
-def _each(items: list, work: Callable, pool: ThreadPoolExecutor | None) -> None:
+def _each(items: list, work: Callable, failure: str, pool: ThreadPoolExecutor | None) -> None:
+    """`work(item)` for each item, in the pool's threads if there is one; a failure is logged with `failure`."""
+    def safely(item) -> None:
+        try:
+            work(item)
+        except Exception:
+            log.exception(failure.format(item))
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                close_old_connections()
+
     if pool is None:
         for item in items:
-            work(item)
+            safely(item)
     else:
-        list(pool.map(work, items))
-
-
-def _apply_safely(event_ids: list[int], clock) -> None:
-    try:
-        webhooks_apply(event_ids, now=clock())
-    except Exception:
-        # Rolled back: the events stay pending and the next pass tries again.
-        log.exception("applying webhook events %s..%s failed; they stay pending", event_ids[0], event_ids[-1])
-    finally:
-        if threading.current_thread() is not threading.main_thread():
-            close_old_connections()
-
-
-def _advance_safely(escalation_id: int, clock) -> None:
-    try:
-        advance(escalation_id, clock)
-    except Exception:
-        # One broken escalation must not stop the others; its claim lease brings it back later.
-        log.exception("advancing escalation %s failed; it will be retried after its lease", escalation_id)
-    finally:
-        if threading.current_thread() is not threading.main_thread():
-            close_old_connections()
+        list(pool.map(safely, items))
 
 
 def run_forever(stop: threading.Event, *, threads: int | None = None) -> None:
