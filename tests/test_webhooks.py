@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
@@ -468,3 +469,30 @@ def test_an_event_that_cannot_be_applied_is_kept_marked_and_does_not_hold_the_ot
     assert (poison.result, poison.applied_at) == ("not applied: RuntimeError (see the worker's log)", T0)
     assert (good.result, good.applied_at) == ("status delivered", T0)
     assert not WebhookEvent.objects.filter(applied_at=None).exists()
+
+
+def test_an_admin_queues_events_marked_not_applied_to_be_applied_again(admin_client, escalation):
+    tony = sent(paged(escalation, 0), 0)
+    marked = webhook_receive(kind_hint="status", raw_body=json.dumps(v1_status(tony, "delivered")).encode(),
+                             authorization=None, now=T0).event
+    WebhookEvent.objects.filter(pk=marked.pk).update(applied_at=T0, result="not applied: RuntimeError (see log)")
+    normal = webhook_receive(kind_hint="status", raw_body=json.dumps(unknown_status()).encode(),
+                             authorization=None, now=T0).event
+    apply_stored_webhooks(now=T0)
+
+    response = admin_client.post("/admin/escalation/webhookevent/", {
+        "action": "apply_again", "_selected_action": [marked.pk, normal.pk]}, follow=True)
+    assert "1 event(s) queued" in response.content.decode()
+    assert list(WebhookEvent.objects.filter(applied_at=None).values_list("pk", flat=True)) == [marked.pk]
+    apply_stored_webhooks(now=T0 + timedelta(seconds=1))
+    marked.refresh_from_db()
+    tony.refresh_from_db()
+    assert (marked.result, tony.status) == ("status delivered", "delivered")
+
+
+def test_applying_again_needs_the_fire_permission(client, django_user_model):
+    staff = django_user_model.objects.create_user("viewer", password="pw-0123456789", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_webhookevent"))
+    client.force_login(staff)
+    response = client.post("/admin/escalation/webhookevent/", {"action": "apply_again", "_selected_action": [1]})
+    assert response.status_code == 403

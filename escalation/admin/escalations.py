@@ -9,7 +9,7 @@ capped), linking to the full event list, paginated, for the rest.
 
 from datetime import timedelta
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Exists, F, OuterRef, QuerySet
@@ -34,6 +34,7 @@ from escalation.models import (
     WebhookEvent,
     WebhookKind,
 )
+from escalation.services.webhooks import webhooks_retry
 from escalation.timeline import build_timeline, channel_label, format_duration, format_offset
 
 # The log in words shows the latest events, the full event list (linked) the rest: a runaway escalation (a flood
@@ -320,8 +321,11 @@ class TiedFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(fire.FirePermissionMixin, admin.ModelAdmin):
     """Every webhook as Vonage sent it, including replies nobody was waiting for."""
+
+    actions = ["apply_again"]
+    fire_actions = ("apply_again",)
 
     list_display = ["received_at", "kind", "summary", "result", "applied_at", "escalation_link"]
     list_filter = ["kind", TiedFilter, ("received_at", admin.DateFieldListFilter)]
@@ -336,6 +340,12 @@ class WebhookEventAdmin(admin.ModelAdmin):
     @admin.display(description="what")
     def summary(self, obj: WebhookEvent) -> str:
         return webhook_summary(obj.body)
+
+    @admin.action(description="Apply again (those a worker could not apply)", permissions=["fire"])
+    def apply_again(self, request: HttpRequest, queryset: QuerySet) -> None:
+        queued = webhooks_retry(list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{queued} event(s) queued; a worker applies them at its next pass. Events "
+                                   "already applied are left as they are.", messages.SUCCESS)
 
     @admin.display(description="escalation", ordering="escalation_id")
     def escalation_link(self, obj: WebhookEvent) -> str:

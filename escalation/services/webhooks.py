@@ -36,6 +36,10 @@ from escalation.webhooks.signature import SignatureError, verify_signature
 log = logging.getLogger(__name__)
 
 
+# The start of the result of an event a worker could not apply (kept, and retried only on request).
+NOT_APPLIED = "not applied"
+
+
 class WebhookRefused(Exception):
     """The request is refused and nothing was stored; `status` is the HTTP status to answer."""
 
@@ -80,6 +84,13 @@ def webhook_receive(*, kind_hint: str, raw_body: bytes, authorization: str | Non
     return Received(event=event, duplicate=False)
 
 
+def webhooks_retry(event_ids: list[int]) -> int:
+    """Queue events marked as not applied to be applied again (once the fault that stopped them is fixed).
+    Returns how many were queued; events applied normally are left alone."""
+    marked = WebhookEvent.objects.filter(pk__in=event_ids, result__startswith=NOT_APPLIED)
+    return marked.update(applied_at=None, result="")
+
+
 def webhooks_pending(limit: int) -> list[int]:
     """Ids of stored events no worker has applied yet, oldest first."""
     pending = WebhookEvent.objects.filter(applied_at=None).order_by("id")
@@ -120,7 +131,7 @@ def webhooks_apply(event_ids: list[int], *, now: datetime) -> int:
         except Exception as error:
             log.exception("applying webhook event %s failed; it is kept and marked as not applied", event_id)
             WebhookEvent.objects.filter(pk=event_id, applied_at=None).update(
-                applied_at=now, result=f"not applied: {type(error).__name__} (see the worker's log)"[:300])
+                applied_at=now, result=f"{NOT_APPLIED}: {type(error).__name__} (see the worker's log)"[:300])
     return applied
 
 
@@ -137,7 +148,7 @@ def _apply_batch(event_ids: list[int], *, now: datetime) -> tuple[list[int], int
             try:
                 webhook = parse_webhook(event.body, kind_hint="status")
             except PayloadError as e:
-                done.append(_applied(event, Applied(result=f"not applied: {e}"), now=now))
+                done.append(_applied(event, Applied(result=f"{NOT_APPLIED}: {e}"), now=now))
                 continue
             if isinstance(webhook, StatusUpdate):
                 statuses.append((event, webhook))
@@ -200,7 +211,7 @@ def webhook_apply(event_id: int, *, now: datetime) -> Applied | None:
         try:
             webhook = parse_webhook(event.body, kind_hint=kind_hint)
         except PayloadError as e:  # stored by an older parser that was more lenient
-            applied = Applied(result=f"not applied: {e}")
+            applied = Applied(result=f"{NOT_APPLIED}: {e}")
         else:
             applied = _apply(webhook, now=now)
         _record(event, applied, now=now)
