@@ -399,6 +399,7 @@ def _try_decide(escalation_id: int) -> str:
     from django.db import DatabaseError, transaction
     from django.utils import timezone
 
+    from escalation.engine.batch import Batch
     from escalation.engine.step import decide
     from escalation.models import Escalation
 
@@ -406,7 +407,9 @@ def _try_decide(escalation_id: int) -> str:
         with transaction.atomic():
             escalation = Escalation.objects.select_for_update(nowait=True).get(pk=escalation_id)
             try:
-                action = decide(escalation, timezone.now())
+                batch = Batch(timezone.now(), [escalation])
+                action = decide(escalation, batch)
+                batch.save()
                 answer = f"{action!r}, timer {escalation.next_action_at}"
             except Exception as e:  # noqa: BLE001 - reported, this is a diagnosis
                 answer = f"raised {e!r}"

@@ -15,6 +15,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ from bench.common import (
     truncate_run_tables,
 )
 from bench.harness import Stack
+from escalation.engine.sending import SendPool
 from escalation.engine.worker import advance, claim_due
 from escalation.models import Page
 
@@ -116,18 +118,18 @@ def measure(stack: Stack, workers: int, count: int = ESCALATIONS, spread: float 
 
 def step_cost(stack: Stack, count: int = 200) -> dict:
     """Statements and CPU time of this process per step (pass person 1 over, page person 2 by Dispatch),
-    run in-process one after another: the engine's own cost, without the machine's other jobs' noise."""
+    run in-process as one worker pass over `count` escalations with the worker's threads: the engine's own
+    cost, without the machine's other jobs' noise."""
     stack.emulator.configure(webhook_base="")
     try:
         prepare(count + 20)
         now = timezone.now() + timedelta(seconds=LEAD_SECONDS + SPREAD_SECONDS + 1)
         ids = claim_due(now, count + 20)
-        for escalation_id in ids[:20]:
-            advance(escalation_id, clock=lambda: now)
-        started = time.process_time()
-        with StatementCounter() as statements:
-            for escalation_id in ids[20:]:
-                advance(escalation_id, clock=lambda: now)
+        with SendPool(settings.WORKER_THREADS) as pool:
+            advance(ids[:20], clock=lambda: now, pool=pool)
+            started = time.process_time()
+            with StatementCounter() as statements:
+                advance(ids[20:], clock=lambda: now, pool=pool)
         cpu = time.process_time() - started
     finally:
         stack.emulator.configure(webhook_base=stack.url)

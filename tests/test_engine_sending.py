@@ -8,10 +8,11 @@ acknowledgement clearing it) wins, and the worker decides again at once. Time is
 import json
 
 import pytest
-from django.db import transaction
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from escalation.engine.sending import perform
-from escalation.engine.step import PENDING_WEBHOOKS_GRACE, decide
+from escalation.engine.sending import SendPool, perform
+from escalation.engine.step import PENDING_WEBHOOKS_GRACE, decide_due
 from escalation.engine.worker import advance, run_due
 from escalation.models import Escalation, Message, Page, Person
 from escalation.services.escalations import escalation_cancel
@@ -25,34 +26,34 @@ pytestmark = pytest.mark.django_db
 
 def claimed_send(escalation: Escalation, seconds: float):
     """What the worker's first half of a step does: decide under the row lock and commit the claim."""
-    with transaction.atomic():
-        return decide(Escalation.objects.select_for_update().get(pk=escalation.pk), at(seconds))
+    [send] = decide_due([escalation.pk], at(seconds))
+    return send
 
 
 def test_an_accepted_message_sets_the_timer_to_its_deadline_with_no_second_decision(messages_mode):
     escalation = fire(make_roster(TONY, MICHAEL))
     action = claimed_send(escalation, 0)
     assert refreshed(escalation).next_action_at == at(30)  # the claim's lease, while the send is in flight
-    assert perform(action, lambda: at(0)) is False
+    assert perform([action], lambda: at(0)) == set()
     assert refreshed(escalation).next_action_at == at(60)
-    assert Message.objects.get(pk=action.message_id).status == "submitted"
+    assert Message.objects.get(pk=action.message.pk).status == "submitted"
 
 
 def test_an_accepted_workflow_sets_the_timer_to_the_persons_deadline(dispatch_mode):
     escalation = fire(make_roster(TONY, MICHAEL))
     action = claimed_send(escalation, 0)
-    assert perform(action, lambda: at(1)) is False
+    assert perform([action], lambda: at(1)) == set()
     assert refreshed(escalation).next_action_at == at(121)  # Vonage's clock starts at the acceptance
-    assert Page.objects.get(pk=action.page_id).deadline == at(121)
+    assert Page.objects.get(pk=action.page.pk).deadline == at(121)
 
 
 def test_a_failed_status_that_beat_the_outcome_record_keeps_its_poke_and_is_acted_on_at_once(messages_mode):
     escalation = fire(make_roster(TONY, MICHAEL))
     action = claimed_send(escalation, 0)
-    message = Message.objects.get(pk=action.message_id)
+    message = Message.objects.get(pk=action.message.pk)
     # Vonage's webhook (matched by client_ref) is applied between the request and the record of its 202.
     status(message, "rejected", 0, error="1300: not a user")
-    assert perform(action, lambda: at(0)) is True
+    assert perform([action], lambda: at(0)) == {escalation.pk}
     assert refreshed(escalation).next_action_at == at(0)  # not moved back to the message's deadline
     message.refresh_from_db()
     assert (message.status, message.message_uuid is not None) == ("rejected", True)
@@ -63,7 +64,7 @@ def test_a_failed_status_that_beat_the_outcome_record_keeps_its_poke_and_is_acte
 def test_a_refused_channel_is_followed_by_the_next_in_the_same_advance(messages_mode):
     messages_mode.fault("422", count=1)
     escalation = fire(make_roster(TONY, MICHAEL))
-    advance(escalation.pk, clock=lambda: at(0))
+    advance([escalation.pk], clock=lambda: at(0))
     assert sent(escalation) == [("Tony", 1, "sms")]
     assert refreshed(escalation).next_action_at == at(60)
 
@@ -72,9 +73,9 @@ def test_a_send_claimed_before_a_cancel_is_not_made(messages_mode):
     escalation = fire(make_roster(TONY, MICHAEL))
     action = claimed_send(escalation, 0)
     assert escalation_cancel(escalation=escalation, by_name="ann", now=at(0))
-    assert perform(action, lambda: at(0)) is False
+    assert perform([action], lambda: at(0)) == set()
     assert messages_mode.requests() == []
-    assert Message.objects.get(pk=action.message_id).claimed_until is None
+    assert Message.objects.get(pk=action.message.pk).claimed_until is None
     assert refreshed(escalation).next_action_at is None
 
 
@@ -82,10 +83,10 @@ def test_a_retry_sets_the_timer_and_dispatch_requested_at_follows_each_attempt(d
     dispatch_mode.fault("500", count=1)
     escalation = fire(make_roster(TONY, MICHAEL))
     action = claimed_send(escalation, 0)
-    page = Page.objects.get(pk=action.page_id)
+    page = Page.objects.get(pk=action.page.pk)
     # Written with the claim, before the request goes out.
     assert (page.dispatch_requested_at, page.send_attempts) == (at(0), 1)
-    assert perform(action, lambda: at(0)) is False
+    assert perform([action], lambda: at(0)) == set()
     assert refreshed(escalation).next_action_at == at(2)
     run_due(now=at(2))
     page.refresh_from_db()
@@ -105,18 +106,24 @@ def test_a_person_deleted_after_the_fire_is_still_paged_linked_to_nobody(dispatc
     assert (michael.person_name, michael.person, michael.dispatch_uuid is not None) == ("Michael", None, True)
 
 
-def test_passing_a_person_over_and_paging_the_next_is_one_decision_and_one_send(
-        dispatch_mode, django_assert_max_num_queries):
-    escalation = fire(make_roster(TONY, MICHAEL))
+def test_a_pass_over_many_escalations_costs_the_statements_of_one(dispatch_mode):
+    roster = make_roster(TONY, MICHAEL)
+    escalations = [fire(roster) for _ in range(11)]
     run_due(now=at(0))
-    # A budget (31 when every accepted send was followed by a second decision): one decision's statements,
-    # one outcome record's, the looks for webhooks that came early or are still to be applied, and here each
-    # transaction's savepoint.
-    with django_assert_max_num_queries(19):
-        advance(escalation.pk, clock=lambda: at(120))
-    assert list(Page.objects.filter(escalation=escalation).values_list("person_name", "state")) == [
-        ("Tony", "passed_over"), ("Michael", "active")]
-    assert refreshed(escalation).next_action_at == at(300)  # Michael's three channels: 180 s
+    with SendPool(10) as pool:
+        with CaptureQueriesContext(connection) as alone:
+            advance([escalations[0].pk], clock=lambda: at(120), pool=pool)
+        with CaptureQueriesContext(connection) as together:
+            advance([e.pk for e in escalations[1:]], clock=lambda: at(120), pool=pool)
+    # Pass Tony over and page Michael: one decision (lock, reads, writes), the requests side by side in the
+    # pool's threads, one outcome record, the look for webhooks that came early; here each transaction's
+    # savepoint too.
+    assert len(together) == len(alone) <= 20
+    for escalation in escalations:
+        assert list(Page.objects.filter(escalation=escalation).values_list("person_name", "state")) == [
+            ("Tony", "passed_over"), ("Michael", "active")]
+        assert refreshed(escalation).next_action_at == at(300)  # Michael's three channels: 180 s
+    assert len(dispatch_mode.requests()) == 22
 
 
 # --- A deadline waits, briefly, for webhooks received before it ---
@@ -130,9 +137,9 @@ def stored_read(message: Message, seconds: float):
 
 def test_a_read_stored_before_the_deadline_wins_over_it_even_if_not_applied_yet(messages_mode):
     escalation = fire(make_roster(TONY, MICHAEL))
-    advance(escalation.pk, clock=lambda: at(0))
+    advance([escalation.pk], clock=lambda: at(0))
     stored_read(Message.objects.get(), 59.9)
-    advance(escalation.pk, clock=lambda: at(60))
+    advance([escalation.pk], clock=lambda: at(60))
     assert sent(escalation) == [("Tony", 0, "messenger")]  # Tony's SMS is not sent: his read is pending
     assert refreshed(escalation).next_action_at == at(60.1)
     run_due(now=at(60.1))  # applies the read first, then nothing is due
@@ -143,19 +150,19 @@ def test_a_read_stored_before_the_deadline_wins_over_it_even_if_not_applied_yet(
 
 def test_a_webhook_stored_after_the_deadline_does_not_hold_it(messages_mode):
     escalation = fire(make_roster(TONY, MICHAEL))
-    advance(escalation.pk, clock=lambda: at(0))
+    advance([escalation.pk], clock=lambda: at(0))
     stored_read(Message.objects.get(), 60.5)
-    advance(escalation.pk, clock=lambda: at(61))
+    advance([escalation.pk], clock=lambda: at(61))
     assert sent(escalation) == [("Tony", 0, "messenger"), ("Tony", 1, "sms")]
 
 
 def test_a_webhook_that_stays_pending_holds_a_deadline_only_for_the_grace(messages_mode):
     escalation = fire(make_roster(TONY, MICHAEL))
-    advance(escalation.pk, clock=lambda: at(0))
+    advance([escalation.pk], clock=lambda: at(0))
     stored_read(Message.objects.get(), 59)  # say no worker manages to apply it
-    advance(escalation.pk, clock=lambda: at(60))
+    advance([escalation.pk], clock=lambda: at(60))
     assert sent(escalation) == [("Tony", 0, "messenger")]
-    advance(escalation.pk, clock=lambda: at(60 + PENDING_WEBHOOKS_GRACE.total_seconds()))
+    advance([escalation.pk], clock=lambda: at(60 + PENDING_WEBHOOKS_GRACE.total_seconds()))
     assert sent(escalation) == [("Tony", 0, "messenger"), ("Tony", 1, "sms")]
 
 

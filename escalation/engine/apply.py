@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from escalation.engine.batch import save_changes
 from escalation.engine.events import new_event, record_event
 from escalation.engine.plan import plan_person
 from escalation.models import (
@@ -124,14 +125,14 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
             results.append((i, Applied(f"{update.status} ignored: already {message.status}", escalation.pk,
                                        message.pk)))
             continue
-        fields = changed.setdefault(message.pk, {})
-        fields.update(status=update.status, status_rank=rank)
+        fields = {"status": update.status, "status_rank": rank}
         if update.status in STATUS_TIME_FIELD:
             fields[STATUS_TIME_FIELD[update.status]] = now
         if update.error:
             fields["error"] = update.error[:1000]
         for field, value in fields.items():
             setattr(message, field, value)
+        changed.setdefault(message.pk, (message, set()))[1].update(fields)
         label = ChannelType(message.channel_type).label
         text = f"{page.person_name}'s {label} {message.to_address}: {update.status}"
         events.append(new_event(escalation, update.status, text + (f" ({update.error})" if update.error else ""),
@@ -149,7 +150,7 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
                 poke.add(escalation.pk)
             applied = Applied(f"status {update.status}", escalation.pk, message.pk)
         results.append((i, applied))
-    _write_statuses(changed)
+    save_changes(Message, changed.values())
     if events:
         Event.objects.bulk_create(events)
     for escalation, page, how in acknowledge:
@@ -158,16 +159,6 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
     if poke - acknowledged:
         Escalation.objects.filter(pk__in=poke - acknowledged).update(next_action_at=now)
     return results
-
-
-def _write_statuses(changed: dict[int, dict]) -> None:
-    """One UPDATE per distinct set of new values: statuses applied together share `now`, so a batch is a
-    few statements (Django's bulk_update would build a CASE per row and field, costing more than the writes)."""
-    groups: dict[tuple, list[int]] = {}
-    for message_id, fields in changed.items():
-        groups.setdefault(tuple(sorted(fields.items())), []).append(message_id)
-    for values, ids in groups.items():
-        Message.objects.filter(pk__in=ids).update(**dict(values))
 
 
 def _apply_first_dispatch_status(update: StatusUpdate, now: datetime) -> Applied:

@@ -1,8 +1,9 @@
-"""Performing a claimed send and recording its outcome.
+"""Making claimed sends and recording their outcomes, for a whole batch at once.
 
-Order, always: the claim was committed by `decide()` (record), then the request goes out here outside any
-transaction (side effect), then the outcome is written under the row lock (outcome). A worker killed
-between the request and the outcome leaves a claim whose lease runs out; the send is then repeated once.
+Order, always: the claims were committed by `decide_due()` (record), then the requests go out here outside
+any transaction, side by side in the worker's threads (side effect), then every outcome is written in one
+transaction under the escalations' row locks (outcome). A worker killed between a request and its outcome
+leaves a claim whose lease runs out; the send is then repeated once.
 
 While a send is in flight the escalation's timer holds its claim lease (set by `decide()`). The outcome moves
 it on itself (to the deadline, or the retry) when it still holds that lease; anything else found there was
@@ -10,16 +11,17 @@ put since the claim (a failed status poked it to now, an acknowledgement cleared
 """
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, PositiveSmallIntegerField, Q, Value, When
 
 from escalation.engine.apply import replay_unmatched_dispatch
-from escalation.engine.events import record_event
+from escalation.engine.batch import Batch
 from escalation.engine.plan import person_window_seconds, personal_text, plan_person
-from escalation.engine.step import SendDispatch, SendMessage, pass_over
+from escalation.engine.step import Send, pass_over
 from escalation.models import (
     ChannelType,
     Escalation,
@@ -28,6 +30,7 @@ from escalation.models import (
     Message,
     MessageStatus,
     Page,
+    WebhookEvent,
 )
 from escalation.vonage import VonageError, get_client
 
@@ -39,149 +42,162 @@ def retry_delay(attempt: int) -> timedelta:
     return timedelta(seconds=settings.ESCALATION_RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0))
 
 
-def perform(action: SendMessage | SendDispatch, clock) -> bool:
-    """Make the claimed send and record its outcome; True when something is due at once (decide again now)."""
-    if isinstance(action, SendMessage):
-        return _send_message(action.message_id, clock)
-    return _send_dispatch(action.page_id, clock)
+class SendPool(ThreadPoolExecutor):
+    """The worker's threads, which make that many requests at once."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__(max_workers=width, thread_name_prefix="escalate")
+        self.width = width
 
 
-def _send_message(message_id: int, clock) -> bool:
-    message = Message.objects.select_related("page__escalation").get(pk=message_id)
-    page, escalation = message.page, message.page.escalation
-    # A last look before the side effect: an acknowledgement committed since the claim wins. The row was
-    # read after the claim's commit, so its state is as fresh as a query of its own would be.
-    if escalation.state != EscalationState.ACTIVE:
-        Message.objects.filter(pk=message_id).update(claimed_until=None)
-        return False
-    channel = plan_person(escalation, page.index)["channels"][message.channel_index]
-    try:
-        message_uuid = get_client().send_message(
-            channel=channel, text=personal_text(page.person_name, escalation.message), client_ref=message.client_ref
-        )
-    except VonageError as error:
-        return _message_failed(message, error, clock())
-    return _message_accepted(message, message_uuid, clock())
+def perform(sends: list[Send], clock: Callable[[], datetime], pool: SendPool | None = None) -> set[int]:
+    """Make the claimed sends and record their outcomes; returns the escalations with something due at once
+    (decide for them again now).
+
+    The requests go out as many at a time as the pool has threads, and each such group's outcomes are
+    recorded together before the next group goes: a worker killed mid-pass has at most that many sends made
+    but not recorded, which are repeated once after their lease (more would repeat more pages).
+    """
+    # A last look before the side effect: an acknowledgement committed since the claim wins.
+    active = set(Escalation.objects.filter(pk__in={s.escalation.pk for s in sends}, state=EscalationState.ACTIVE)
+                 .order_by().values_list("pk", flat=True))
+    _release([s for s in sends if s.escalation.pk not in active])
+    sends = [s for s in sends if s.escalation.pk in active]
+    width = pool.width if pool is not None else 1
+    again = set()
+    for start in range(0, len(sends), width):
+        group = sends[start:start + width]
+        answers = list(pool.map(_request, group) if pool is not None else map(_request, group))
+        again |= _record(list(zip(group, answers, strict=True)), clock())
+    return again
 
 
-def _message_accepted(message: Message, message_uuid: str, now: datetime) -> bool:
-    label = ChannelType(message.channel_type).label
-    deadline = now + timedelta(seconds=message.expiry_time)
-    # A status webhook (matched by client_ref) may already have moved it past `submitted`.
-    not_yet_submitted = Q(status_rank=0)
+def _record(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set[int]:
     with transaction.atomic():
-        timer_moved = _lock_and_move_timer(message.page.escalation_id, lease=message.claimed_until, at=deadline)
-        Message.objects.filter(pk=message.pk).update(
-            message_uuid=message_uuid, sent_at=now, deadline=deadline, claimed_until=None, error="",
-            status=Case(When(not_yet_submitted, then=Value(MessageStatus.SUBMITTED)), default=F("status")),
-            status_rank=Case(When(not_yet_submitted, then=Value(1)), default=F("status_rank"),
-                             output_field=PositiveSmallIntegerField()),
-        )
-        record_event(message.page.escalation_id, EventKind.SENT,
-                     f"Sent to {message.page.person_name} on {label} {message.to_address}; waiting "
-                     f"{message.expiry_time} s for '{message.condition}'.", at=now, page=message.page, message=message)
-    return not timer_moved
+        again = _record_outcomes(answers, now)
+    # Webhooks of a workflow may have arrived before we knew its uuid; apply them now. What they change
+    # (a failed last channel, an error report) is for a decision made at once.
+    accepted = {answer: send for send, answer in answers
+                if send.message is None and not isinstance(answer, VonageError)}
+    if accepted:
+        early = WebhookEvent.objects.filter(dispatch_uuid__in=list(accepted), message=None, escalation=None) \
+            .exclude(applied_at=None).order_by().values_list("dispatch_uuid", flat=True).distinct()
+        for dispatch_uuid in {str(u) for u in early}:
+            if replay_unmatched_dispatch(dispatch_uuid, now=now):
+                again.add(accepted[dispatch_uuid].escalation.pk)
+    return again
 
 
-def _message_failed(message: Message, error: VonageError, now: datetime) -> bool:
-    label = ChannelType(message.channel_type).label
-    with transaction.atomic():
-        _lock(message.page.escalation_id)
-        attempts = Message.objects.values_list("send_attempts", flat=True).get(pk=message.pk)
-        if error.permanent or attempts >= settings.ESCALATION_SEND_ATTEMPTS:
-            why = "refused" if error.permanent else f"failed {attempts} time(s)"
-            Message.objects.filter(pk=message.pk, status_rank__lt=3).update(
-                status=MessageStatus.FAILED, status_rank=3, failed_at=now, claimed_until=None, error=str(error)[:1000]
-            )
-            record_event(message.page.escalation_id, EventKind.SEND_FAILED,
-                         f"Vonage {why} the {label} message to {message.to_address}: {error}",
-                         at=now, page=message.page, message=message)
-            _poke(message.page.escalation_id, now)
-            return True
-        retry_at = now + retry_delay(attempts)
-        # The claim doubles as "not before": decide() leaves the message alone until the backoff is over.
-        Message.objects.filter(pk=message.pk).update(claimed_until=retry_at, error=str(error)[:1000])
-        record_event(message.page.escalation_id, EventKind.RETRIED,
-                     f"{label} to {message.to_address} failed ({error}); retrying in "
-                     f"{(retry_at - now).total_seconds():g} s (attempt {attempts + 1} of "
-                     f"{settings.ESCALATION_SEND_ATTEMPTS}).", at=now, page=message.page, message=message)
-        return not _move_timer(message.page.escalation_id, lease=message.claimed_until, at=retry_at)
+def _release(sends: list[Send]) -> None:
+    """Claims of escalations that ended since: nothing will be sent, so nothing is in flight."""
+    messages = [s.message.pk for s in sends if s.message is not None]
+    pages = [s.page.pk for s in sends if s.message is None]
+    if messages:
+        Message.objects.filter(pk__in=messages).update(claimed_until=None)
+    if pages:
+        Page.objects.filter(pk__in=pages).update(claimed_until=None)
 
 
-def _send_dispatch(page_id: int, clock) -> bool:
-    page = Page.objects.select_related("escalation").get(pk=page_id)
-    escalation = page.escalation
-    # As in _send_message: this row's state is as fresh as a query of its own would be.
-    if escalation.state != EscalationState.ACTIVE:
-        Page.objects.filter(pk=page_id).update(claimed_until=None)
-        return False
+def _request(send: Send) -> str | VonageError:
+    """The one request of a send: Vonage's uuid for it, or why it failed. Touches no database."""
+    escalation, page = send.escalation, send.page
     person = plan_person(escalation, page.index)
     try:
-        dispatch_uuid = get_client().dispatch_failover(
-            person_name=person["name"], channels=person["channels"], text=escalation.message
-        )
+        if send.message is None:
+            return get_client().dispatch_failover(person_name=person["name"], channels=person["channels"],
+                                                  text=escalation.message)
+        return get_client().send_message(channel=person["channels"][send.message.channel_index],
+                                         text=personal_text(page.person_name, escalation.message),
+                                         client_ref=send.message.client_ref)
     except VonageError as error:
-        return _dispatch_failed(page, error, clock())
-    return _dispatch_accepted(page, person, dispatch_uuid, clock())
+        return error
 
 
-def _dispatch_accepted(page: Page, person: dict, dispatch_uuid: str, now: datetime) -> bool:
-    window = person_window_seconds(person)
-    # Vonage's clock for the workflow starts now, so the person's window does too.
-    deadline = now + timedelta(seconds=window)
-    with transaction.atomic():
-        timer_moved = _lock_and_move_timer(page.escalation_id, lease=page.claimed_until, at=deadline)
-        Page.objects.filter(pk=page.pk).update(
-            dispatch_uuid=dispatch_uuid, claimed_until=None, last_error="", deadline=deadline
-        )
-        record_event(page.escalation_id, EventKind.SENT,
-                     f"Dispatch workflow accepted for {page.person_name} ({len(person['channels'])} channels, "
-                     f"up to {window} s).", at=now, page=page)
-    # Webhooks for this workflow may have arrived before we knew its uuid; apply them now. What they change
-    # (a failed last channel, an error report) is for a decision made at once.
-    replayed = replay_unmatched_dispatch(dispatch_uuid, now=now)
-    return not timer_moved or replayed > 0
+def _record_outcomes(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set[int]:
+    """Every outcome under its escalation's lock, read fresh; the writes saved together."""
+    locked = {e.pk: e for e in Escalation.objects.select_for_update().filter(
+        pk__in={s.escalation.pk for s, _ in answers}).order_by("pk").only("pk", "state", "next_action_at")}
+    # Webhooks may have moved a message since the claim (matched by client_ref); the lock makes this exact.
+    ranks = dict(Message.objects.filter(pk__in=[s.message.pk for s, _ in answers if s.message is not None])
+                 .values_list("pk", "status_rank"))
+    batch = Batch(now)
+    again = set()
+    for send, answer in answers:
+        lease = send.lease  # as claimed: the outcome below moves the claim on
+        if send.message is not None:
+            at = _message_outcome(send, answer, ranks[send.message.pk], batch)
+        else:
+            at = _dispatch_outcome(send, answer, batch)
+        escalation = locked[send.escalation.pk]
+        if escalation.state != EscalationState.ACTIVE:
+            continue
+        if at is not None and escalation.next_action_at == lease:
+            batch.update(escalation, next_action_at=at)
+        else:
+            if at is None:  # decide now, not when the lease runs out
+                batch.update(escalation, next_action_at=now)
+            again.add(escalation.pk)
+    batch.save()
+    return again
 
 
-def _dispatch_failed(page: Page, error: VonageError, now: datetime) -> bool:
-    lease = page.claimed_until  # this send's, as read before the request
-    with transaction.atomic():
-        _lock(page.escalation_id)
-        page.refresh_from_db()
-        retry_at = now + retry_delay(page.send_attempts)
-        if error.permanent or page.send_attempts >= settings.ESCALATION_SEND_ATTEMPTS or retry_at >= page.deadline:
-            why = "refused the workflow" if error.permanent else f"failed {page.send_attempts} time(s)"
-            Page.objects.filter(pk=page.pk).update(claimed_until=None, last_error=str(error)[:1000])
-            record_event(page.escalation_id, EventKind.SEND_FAILED, f"Vonage {why}: {error}", at=now, page=page)
-            pass_over(page, f"Vonage {why}: {error}", now)
-            _poke(page.escalation_id, now)
-            return True
-        Page.objects.filter(pk=page.pk).update(claimed_until=retry_at, last_error=str(error)[:1000])
-        record_event(page.escalation_id, EventKind.RETRIED,
-                     f"Dispatch for {page.person_name} failed ({error}); retrying in "
-                     f"{(retry_at - now).total_seconds():g} s (attempt {page.send_attempts + 1} of "
-                     f"{settings.ESCALATION_SEND_ATTEMPTS}).", at=now, page=page)
-        return not _move_timer(page.escalation_id, lease=lease, at=retry_at)
+def _message_outcome(send: Send, answer: str | VonageError, rank: int, batch: Batch) -> datetime | None:
+    """Record a message's outcome; returns when the escalation is next due, or None for at once."""
+    message, page, now = send.message, send.page, batch.now
+    label = ChannelType(message.channel_type).label
+    if not isinstance(answer, VonageError):
+        deadline = now + timedelta(seconds=message.expiry_time)
+        fields = {"message_uuid": answer, "sent_at": now, "deadline": deadline, "claimed_until": None, "error": ""}
+        if rank == 0:  # a status webhook (matched by client_ref) may already have moved it on
+            fields.update(status=MessageStatus.SUBMITTED, status_rank=1)
+        batch.update(message, **fields)
+        batch.event(page.escalation_id, EventKind.SENT,
+                    f"Sent to {page.person_name} on {label} {message.to_address}; waiting "
+                    f"{message.expiry_time} s for '{message.condition}'.", page=page, message=message)
+        return deadline
+    error, attempts = answer, message.send_attempts
+    if error.permanent or attempts >= settings.ESCALATION_SEND_ATTEMPTS:
+        why = "refused" if error.permanent else f"failed {attempts} time(s)"
+        if rank < 3:
+            batch.update(message, status=MessageStatus.FAILED, status_rank=3, failed_at=now, claimed_until=None,
+                         error=str(error)[:1000])
+        batch.event(page.escalation_id, EventKind.SEND_FAILED,
+                    f"Vonage {why} the {label} message to {message.to_address}: {error}", page=page, message=message)
+        return None
+    retry_at = now + retry_delay(attempts)
+    # The claim doubles as "not before": decide() leaves the message alone until the backoff is over.
+    batch.update(message, claimed_until=retry_at, error=str(error)[:1000])
+    batch.event(page.escalation_id, EventKind.RETRIED,
+                f"{label} to {message.to_address} failed ({error}); retrying in "
+                f"{(retry_at - now).total_seconds():g} s (attempt {attempts + 1} of "
+                f"{settings.ESCALATION_SEND_ATTEMPTS}).", page=page, message=message)
+    return retry_at
 
 
-def _lock(escalation_id: int) -> None:
-    # Lock order, everywhere: the escalation row first, then its pages and messages.
-    Escalation.objects.select_for_update().filter(pk=escalation_id).values_list("pk").order_by("pk").first()
-
-
-def _move_timer(escalation_id: int, *, lease: datetime | None, at: datetime) -> bool:
-    """Move the timer from this send's claim lease to `at`; False when something else is there now."""
-    moved = Escalation.objects.filter(pk=escalation_id, state=EscalationState.ACTIVE, next_action_at=lease)
-    return bool(moved.update(next_action_at=at))
-
-
-def _lock_and_move_timer(escalation_id: int, *, lease: datetime | None, at: datetime) -> bool:
-    """`_move_timer` as the transaction's first statement: when it matches, its UPDATE takes the row lock."""
-    timer_moved = _move_timer(escalation_id, lease=lease, at=at)
-    if not timer_moved:
-        _lock(escalation_id)
-    return timer_moved
-
-
-def _poke(escalation_id: int, at: datetime) -> None:
-    Escalation.objects.filter(pk=escalation_id, state=EscalationState.ACTIVE).update(next_action_at=at)
+def _dispatch_outcome(send: Send, answer: str | VonageError, batch: Batch) -> datetime | None:
+    """Record a workflow's outcome; returns when the escalation is next due, or None for at once."""
+    page, now = send.page, batch.now
+    person = plan_person(send.escalation, page.index)
+    if not isinstance(answer, VonageError):
+        window = person_window_seconds(person)
+        # Vonage's clock for the workflow starts now, so the person's window does too.
+        deadline = now + timedelta(seconds=window)
+        batch.update(page, dispatch_uuid=answer, claimed_until=None, last_error="", deadline=deadline)
+        batch.event(page.escalation_id, EventKind.SENT,
+                    f"Dispatch workflow accepted for {page.person_name} ({len(person['channels'])} channels, "
+                    f"up to {window} s).", page=page)
+        return deadline
+    error = answer
+    retry_at = now + retry_delay(page.send_attempts)
+    if error.permanent or page.send_attempts >= settings.ESCALATION_SEND_ATTEMPTS or retry_at >= page.deadline:
+        why = "refused the workflow" if error.permanent else f"failed {page.send_attempts} time(s)"
+        batch.update(page, claimed_until=None, last_error=str(error)[:1000])
+        batch.event(page.escalation_id, EventKind.SEND_FAILED, f"Vonage {why}: {error}", page=page)
+        pass_over(page, f"Vonage {why}: {error}", batch)
+        return None
+    batch.update(page, claimed_until=retry_at, last_error=str(error)[:1000])
+    batch.event(page.escalation_id, EventKind.RETRIED,
+                f"Dispatch for {page.person_name} failed ({error}); retrying in "
+                f"{(retry_at - now).total_seconds():g} s (attempt {page.send_attempts + 1} of "
+                f"{settings.ESCALATION_SEND_ATTEMPTS}).", page=page)
+    return retry_at

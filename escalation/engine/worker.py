@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from escalation.engine.sending import perform
-from escalation.engine.step import decide
+from escalation.engine.sending import SendPool, perform
+from escalation.engine.step import decide_due
 from escalation.engine.wakeup import Wakeup
 from escalation.models import Escalation, EscalationState
 from escalation.services.webhooks import webhooks_apply, webhooks_pending
@@ -42,20 +42,21 @@ def claim_due(now: datetime, limit: int) -> list[int]:
     return ids
 
 
-def advance(escalation_id: int, clock: Callable[[], datetime] = timezone.now) -> None:
-    """Act on everything due for one escalation: decide under the row lock, send outside it, and decide again
-    while a send's outcome leaves something due at once (e.g. refused -> the next channel)."""
+def advance(escalation_ids: list[int], clock: Callable[[], datetime] = timezone.now,
+            pool: SendPool | None = None) -> None:
+    """Act on everything due for these escalations: decide under their row locks, send outside them, and
+    decide again for those whose send's outcome leaves something due at once (e.g. refused -> the next
+    channel)."""
     for _ in range(MAX_SENDS_PER_ADVANCE):
-        with transaction.atomic():
-            escalation = Escalation.objects.select_for_update().filter(pk=escalation_id).order_by("pk").first()
-            if escalation is None:
-                return
-            action = decide(escalation, clock())
-        if action is None or not perform(action, clock):
+        sends = decide_due(escalation_ids, clock())
+        if not sends:
+            return
+        escalation_ids = sorted(perform(sends, clock, pool))
+        if not escalation_ids:
             return
 
 
-def run_due(now: datetime | None = None, limit: int = 100, pool: ThreadPoolExecutor | None = None) -> int:
+def run_due(now: datetime | None = None, limit: int = 100, pool: SendPool | None = None) -> int:
     """One pass: apply the pending webhooks, then claim and advance what is due.
 
     Webhooks first: a `read` stored before a deadline is applied before that deadline is acted on.
@@ -69,8 +70,15 @@ def run_due(now: datetime | None = None, limit: int = 100, pool: ThreadPoolExecu
     _each(batches, lambda batch: webhooks_apply(batch, now=clock()),
           "applying webhook events {0[0]}..{0[-1]} failed; they stay pending", pool)
     ids = claim_due(clock(), limit)
-    _each(ids, lambda escalation_id: advance(escalation_id, clock),
-          "advancing escalation {0} failed; it will be retried after its lease", pool)
+    try:
+        if ids:
+            advance(ids, clock, pool)
+    except Exception:
+        # The whole batch was undone up to its last commit; each is tried alone, so one broken escalation
+        # costs only itself. Sends already claimed are not made twice: their claims are still held.
+        log.exception("advancing escalations %s..%s together failed; advancing each alone", ids[0], ids[-1])
+        _each(ids, lambda escalation_id: advance([escalation_id], clock, pool),
+              "advancing escalation {0} failed; it will be retried after its lease", None)
     return len(events) + len(ids)
 
 
@@ -95,7 +103,7 @@ def _each(items: list, work: Callable, failure: str, pool: ThreadPoolExecutor | 
 def run_forever(stop: threading.Event, *, threads: int | None = None) -> None:
     threads = threads or settings.WORKER_THREADS
     wakeup = Wakeup(stop)
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="escalate") as pool:
+    with SendPool(threads) as pool:
         while not stop.is_set():
             try:
                 advanced = run_due(limit=threads * 25, pool=pool if threads > 1 else None)

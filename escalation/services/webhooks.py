@@ -97,15 +97,6 @@ def webhooks_pending(limit: int) -> list[int]:
     return list(pending.values_list("pk", flat=True)[:limit])
 
 
-def webhooks_pending_since(moment: datetime) -> bool:
-    """Is an event received at or before `moment` still waiting to be applied?
-
-    The engine asks before acting on a deadline: a `read` that reached us in time must win over the
-    deadline even if no worker has applied it yet.
-    """
-    return WebhookEvent.objects.filter(applied_at=None, received_at__lte=moment).exists()
-
-
 def webhooks_apply(event_ids: list[int], *, now: datetime) -> int:
     """Apply stored events, the worker's way: the statuses of known messages together in one transaction
     (a few statements for the lot), every other event on its own with `webhook_apply`. Returns how many

@@ -2,6 +2,7 @@
 
 import os
 import threading
+import uuid
 
 from escalation.vonage.bodies import failover_workflow, v1_message
 from escalation.vonage.errors import VonageError
@@ -25,11 +26,12 @@ class VonageClient:
 
 
 def _uuid(answer: dict, key: str) -> str:
-    value = answer.get(key)
-    if not isinstance(value, str) or not value:
+    """The answer's uuid, in its canonical form (it is stored and matched against webhooks)."""
+    try:
+        return str(uuid.UUID(answer.get(key)))
+    except (TypeError, ValueError, AttributeError):
         # Same reasoning as an unreadable 2xx body: accepted, so never retried.
-        raise VonageError("Unexpected answer", permanent=True, detail=f"no {key} in {answer!r:.200}")
-    return value
+        raise VonageError("Unexpected answer", permanent=True, detail=f"no {key} in {answer!r:.200}") from None
 
 
 _client: VonageClient | None = None

@@ -1,0 +1,165 @@
+"""One worker pass over many escalations: their reads in a few queries, their writes saved together.
+
+A worker's pass decides for up to a few hundred escalations at once. Asking the database row by row would
+cost a dozen statements per escalation, each a round trip and a query built by the ORM; a `Batch` reads
+what the decisions need for the whole set at once (current pages, their messages, the pending webhooks) and
+keeps what they write (new pages, messages and events, changed rows) until `save()`, which writes each
+kind in one or a few statements. The caller holds the escalations' row locks throughout, so what was read
+stays true until the writes are saved.
+"""
+
+from collections import defaultdict
+from datetime import datetime
+
+from django.db.models import Min, Model, Q
+
+from escalation.engine.events import new_event
+from escalation.models import Escalation, Event, Message, Page, Person, WebhookEvent
+
+_UNREAD = object()
+
+
+class Batch:
+    def __init__(self, now: datetime, escalations: list[Escalation] = ()) -> None:
+        self.now = now
+        self.escalations = list(escalations)
+        self.events: list[Event] = []
+        self._new: dict[type[Model], list[Model]] = defaultdict(list)
+        # model -> pk -> (instance, the fields changed on it)
+        self._changed: dict[type[Model], dict[int, tuple[Model, set[str]]]] = defaultdict(dict)
+        self._pages: dict[int, Page] | None = None
+        self._messages: dict[int, dict[int, Message]] = {}  # page id -> channel index -> message
+        self._new_page_messages: dict[int, dict[int, Message]] = {}
+        self._people: set[int] | None = None
+        self._earliest_pending: datetime | None | object = _UNREAD
+        self._unmatched: set[str] | None = None
+
+    # Reads, each made once for the whole batch when first needed.
+
+    def current_page(self, escalation: Escalation) -> Page | None:
+        if self._pages is None:
+            self._load_pages()
+        return self._pages.get(escalation.pk)
+
+    def message(self, page: Page, channel_index: int) -> Message | None:
+        return self._page_messages(page).get(channel_index)
+
+    def last_message(self, page: Page) -> Message | None:
+        messages = self._page_messages(page)
+        return messages[max(messages)] if messages else None
+
+    def reload_messages(self, page: Page) -> None:
+        """Forget what was read of `page`'s messages: something outside the batch has written them."""
+        self._messages[page.pk] = {m.channel_index: m for m in Message.objects.filter(page=page).order_by()}
+        for message in self._messages[page.pk].values():
+            message.page = page
+
+    def person_exists(self, person_id: int | None) -> bool:
+        """The plan outlives the person: a deleted person is still paged from it, linked to nobody."""
+        if person_id is None:
+            return False
+        if self._people is None:
+            wanted = {p["person_id"] for e in self.escalations for p in e.plan["people"]} - {None}
+            self._people = set(Person.objects.filter(pk__in=wanted).order_by().values_list("pk", flat=True))
+        return person_id in self._people
+
+    def webhooks_pending_since(self, moment: datetime) -> bool:
+        """Is an event received at or before `moment` still waiting to be applied?"""
+        if self._earliest_pending is _UNREAD:
+            pending = WebhookEvent.objects.filter(applied_at=None).aggregate(earliest=Min("received_at"))
+            self._earliest_pending = pending["earliest"]
+        return self._earliest_pending is not None and self._earliest_pending <= moment
+
+    def unmatched_dispatch(self, page: Page) -> bool:
+        """Was an event of this page's workflow applied as unknown (it raced our record of the workflow)?"""
+        if self._unmatched is None:
+            uuids = [p.dispatch_uuid for p in (self._pages or {}).values()
+                     if p.dispatch_uuid is not None and p.deadline <= self.now]
+            found = WebhookEvent.objects.filter(dispatch_uuid__in=uuids, message=None, escalation=None) \
+                .exclude(applied_at=None).order_by().values_list("dispatch_uuid", flat=True) if uuids else []
+            self._unmatched = {str(u) for u in found}
+        return str(page.dispatch_uuid) in self._unmatched
+
+    def _load_pages(self) -> None:
+        by_id = {e.pk: e for e in self.escalations}
+        wanted = Q()
+        for e in self.escalations:
+            if e.current_round:
+                wanted |= Q(escalation_id=e.pk, round=e.current_round, index=e.current_index)
+        pages = list(Page.objects.filter(wanted).order_by()) if wanted else []
+        self._pages = {}
+        for page in pages:
+            page.escalation = by_id[page.escalation_id]
+            self._pages[page.escalation_id] = page
+            self._messages[page.pk] = {}
+        self._messages_of(pages)
+
+    def _messages_of(self, pages: list[Page]) -> None:
+        by_id = {p.pk: p for p in pages}
+        if not by_id:
+            return
+        for message in Message.objects.filter(page_id__in=list(by_id)).order_by():
+            message.page = by_id[message.page_id]
+            self._messages[message.page_id][message.channel_index] = message
+
+    def _page_messages(self, page: Page) -> dict[int, Message]:
+        if page.pk is None:  # started in this batch, so unsaved (and unhashable) until save()
+            return self._new_page_messages.setdefault(id(page), {})
+        if page.pk not in self._messages:
+            self.reload_messages(page)
+        return self._messages[page.pk]
+
+    # Writes, kept until save().
+
+    def add(self, instance: Model) -> Model:
+        """A new row, inserted by save() with the others of its kind."""
+        self._new[type(instance)].append(instance)
+        if isinstance(instance, Message):
+            self._page_messages(instance.page)[instance.channel_index] = instance
+        return instance
+
+    def update(self, instance: Model, **fields) -> None:
+        """Change fields of a row (on the instance now, in the database at save())."""
+        for name, value in fields.items():
+            setattr(instance, name, value)
+        if instance.pk is not None:  # a new row is inserted with its fields as they are then
+            _, names = self._changed[type(instance)].setdefault(instance.pk, (instance, set()))
+            names.update(fields)
+
+    def event(self, escalation: Escalation | int, kind: str, text: str, *, page: Page | None = None,
+              message: Message | None = None) -> None:
+        self.events.append(new_event(escalation, kind, text, at=self.now, page=page, message=message))
+
+    def save(self) -> None:
+        # Parents before children, so each child's foreign key is known when it is inserted.
+        for model in (Page, Message):
+            if self._new[model]:
+                model.objects.bulk_create(self._new[model])
+        for model, changed in self._changed.items():
+            save_changes(model, changed.values())
+        if self.events:
+            Event.objects.bulk_create(self.events)
+
+
+def save_changes(model: type[Model], changed) -> None:
+    """Write changed rows in as few UPDATEs as their values allow.
+
+    Rows given the same new values (the usual case: one batch's decisions share `now` and often the plan)
+    take one `UPDATE ... WHERE id IN (...)` per distinct set of values; the rest, one CASE UPDATE per set
+    of changed fields.
+    """
+    same_values: dict[tuple, list[int]] = defaultdict(list)
+    for instance, names in changed:
+        values = tuple(sorted((name, getattr(instance, name)) for name in names))
+        same_values[values].append(instance)
+    one_off: dict[tuple[str, ...], list[Model]] = defaultdict(list)
+    for values, instances in same_values.items():
+        if len(instances) > 1:
+            model.objects.filter(pk__in=[i.pk for i in instances]).update(**dict(values))
+        else:
+            one_off[tuple(name for name, _ in values)].append(instances[0])
+    for names, instances in one_off.items():
+        if len(instances) == 1:
+            model.objects.filter(pk=instances[0].pk).update(**{name: getattr(instances[0], name) for name in names})
+        else:
+            model.objects.bulk_update(instances, names)
