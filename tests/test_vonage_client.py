@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from escalation.vonage import VonageClient, VonageError, get_client
 from escalation.vonage.auth import TOKEN_REUSE_SECONDS, application_token
+from escalation.vonage.client import answer_uuid
 from escalation.vonage.errors import error_from_response
 from tests.conftest import TEST_APPLICATION_ID
 
@@ -198,3 +199,17 @@ def test_a_broken_key_file_never_reaches_the_error(settings, tmp_path):
 def test_one_client_per_process():
     assert get_client() is get_client()
     assert isinstance(get_client(), VonageClient)
+
+
+@pytest.mark.parametrize("answer", [{}, {"dispatch_uuid": ""}, {"dispatch_uuid": "not-a-uuid"},
+                                    {"dispatch_uuid": 42}, {"dispatch_uuid": ["a"]}])
+def test_an_accepted_answer_without_a_uuid_is_a_permanent_error(answer):
+    # Accepted (2xx), so never retried; and never stored, where a malformed uuid would fail the whole outcome.
+    with pytest.raises(VonageError) as raised:
+        answer_uuid(answer, "dispatch_uuid")
+    assert raised.value.permanent
+
+
+def test_an_accepted_uuid_is_kept_in_its_canonical_form():
+    assert answer_uuid({"message_uuid": "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE"}, "message_uuid") == \
+        "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"

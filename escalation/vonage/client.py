@@ -17,15 +17,15 @@ class VonageClient:
         """Start one Dispatch failover workflow for one person; return its dispatch_uuid."""
         answer = self.http.post("/v0.1/dispatch", failover_workflow(person_name=person_name, channels=channels,
                                                                     text=text))
-        return _uuid(answer, "dispatch_uuid")
+        return answer_uuid(answer, "dispatch_uuid")
 
     def send_message(self, *, channel: dict, text: str, client_ref: str) -> str:
         """Send one Messages API v1 text on one channel; return its message_uuid."""
         answer = self.http.post("/v1/messages", v1_message(channel=channel, text=text, client_ref=client_ref))
-        return _uuid(answer, "message_uuid")
+        return answer_uuid(answer, "message_uuid")
 
 
-def _uuid(answer: dict, key: str) -> str:
+def answer_uuid(answer: dict, key: str) -> str:
     """The answer's uuid, in its canonical form (it is stored and matched against webhooks)."""
     try:
         return str(uuid.UUID(answer.get(key)))
