@@ -175,3 +175,20 @@ def test_one_broken_escalation_is_logged_and_the_rest_of_the_pass_goes_on(messag
     assert sent(broken) == []
     assert f"advancing escalation {broken.pk} failed; it will be retried after its lease" in caplog.text
     assert refreshed(broken).next_action_at == at(30)  # its claim lease: due again then, not lost
+
+
+def test_one_group_of_sends_records_each_outcome_on_its_own_terms(messages_mode):
+    # Three sends side by side: one refused, one failing for now, one accepted (which is which is up to the
+    # threads). Each outcome is recorded as it would be alone.
+    messages_mode.fault("422", count=1)
+    messages_mode.fault("500", count=1)
+    roster = make_roster(TONY, MICHAEL)
+    escalations = [fire(roster) for _ in range(3)]
+    with SendPool(3) as pool:
+        advance([e.pk for e in escalations], clock=lambda: at(0), pool=pool)
+    outcomes = sorted((sent(e), refreshed(e).next_action_at) for e in escalations)
+    assert outcomes == sorted([
+        ([("Tony", 0, "messenger")], at(60)),  # accepted: waits for its expiry
+        ([("Tony", 1, "sms")], at(60)),  # refused: the next channel went in the same advance
+        ([], at(2)),  # failed for now: tried again after the backoff
+    ])
