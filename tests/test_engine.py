@@ -4,12 +4,15 @@ Sends go over real HTTP to the local Vonage emulator; its webhooks are switched 
 decides exactly which status arrives when, by applying it directly.
 """
 
+import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
-from escalation.engine.apply import apply_final_report, apply_inbound, apply_status
+from escalation.engine.apply import apply_final_report, apply_inbound, apply_status, apply_statuses
 from escalation.engine.worker import run_due
 from escalation.models import Channel, Escalation, Event, Message, Page, Person
 from escalation.services.escalations import FireRefused, escalation_cancel, escalation_fire
@@ -382,3 +385,29 @@ def test_dispatch_status_stored_as_unknown_is_applied_before_giving_up(dispatch_
     assert escalation.state == "acknowledged"
     assert escalation.acknowledged_by_name == "Tony"
     assert not Page.objects.filter(escalation=escalation, person_name="Michael").exists()
+
+
+def test_first_statuses_of_dispatch_items_applied_together_make_each_message_once(dispatch_mode):
+    roster = make_roster(TONY, MICHAEL)
+    first, second = fire(roster), fire(roster)
+    run_due(now=at(0))
+    pages = [Page.objects.select_related("escalation").get(escalation=e) for e in (first, second)]
+    items = {page.pk: str(uuid.uuid4()) for page in pages}
+
+    def update(page: Page, value: str, address: str | None = None) -> StatusUpdate:
+        channel = page.escalation.plan["people"][0]["channels"][0]
+        return StatusUpdate(message_uuid=items[page.pk], status=value, timestamp=at(1),
+                            to_address=address or channel["address"], channel_type=channel["type"],
+                            dispatch_uuid=str(page.dispatch_uuid))
+
+    stranger = replace(update(pages[1], "submitted", address="23037543461249999"), message_uuid=str(uuid.uuid4()))
+    with transaction.atomic():
+        applied = apply_statuses([update(pages[0], "submitted"), update(pages[1], "submitted"),
+                                  update(pages[0], "delivered"), stranger], now=at(1))
+    assert [a.result for a in applied] == ["status submitted", "status submitted", "status delivered",
+                                           "unknown message: its address is not in the person's plan"]
+    messages = {m.page_id: m for m in Message.objects.all()}
+    assert len(messages) == 2
+    for page in pages:
+        assert (str(messages[page.pk].message_uuid), messages[page.pk].channel_index) == (items[page.pk], 0)
+    assert (messages[pages[0].pk].status, messages[pages[1].pk].status) == ("delivered", "submitted")

@@ -59,22 +59,21 @@ def meets_condition(status: str, condition: str) -> bool:
 
 
 def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
-    """One status on its own: `apply_statuses` of one, or the first status of a Dispatch item."""
+    """One status on its own: `apply_statuses` of one."""
     with transaction.atomic(savepoint=False):
         [applied] = apply_statuses([update], now=now)
-        if applied is not None:
-            return applied
-        return _apply_first_dispatch_status(update, now)
+    return applied or Applied(UNKNOWN_MESSAGE)
 
 
 def apply_statuses(updates: list[StatusUpdate], *, now: datetime) -> list[Applied | None]:
-    """Statuses of messages we know, applied together, each in the list's order.
+    """Statuses of messages we sent, applied together, each in the list's order.
 
-    A few statements for the whole list (the worker's batches of stored webhooks): find the messages,
-    lock their escalations in id order (so two batches never deadlock), read the messages again under
-    those locks (a row read while waiting for a lock may be one step behind), then write. None for an
-    update whose message is not known: the first status of a Dispatch item, a channel test's, or unknown.
-    Runs inside the caller's transaction.
+    A few statements for the whole list (the worker's batches of stored webhooks): find the messages, and
+    the workflows of Dispatch items seen for the first time; lock their escalations in id order (so two
+    batches never deadlock); read the messages and pages again under those locks (a row read while waiting
+    for a lock may be one step behind), make the Dispatch items' messages from the plan, then write. None
+    for an update that matches nothing of ours (a channel test's, or unknown). Runs inside the caller's
+    transaction.
     """
     results: list[Applied | None] = [None] * len(updates)
     wanted = []
@@ -89,22 +88,94 @@ def apply_statuses(updates: list[StatusUpdate], *, now: datetime) -> list[Applie
         return results
     found = list(Message.objects.filter(Q(message_uuid__in=uuids) | Q(client_ref__in=refs)).order_by()
                  .values_list("pk", "message_uuid", "client_ref", "page__escalation_id"))
-    if not found:
-        return results
-    escalations = {e.pk: e for e in Escalation.objects.select_for_update()
-                   .filter(pk__in={row[3] for row in found}).order_by("pk")}
-    messages = Message.objects.select_related("page").filter(pk__in=[row[0] for row in found]).order_by()
-    messages = {m.pk: m for m in messages}
     by_uuid = {str(row[1]): row[0] for row in found if row[1] is not None}
     by_ref = {row[2]: row[0] for row in found}
+    matched = {i: by_uuid.get(updates[i].message_uuid) or by_ref.get(updates[i].client_ref) for i in wanted}
+    # A Dispatch item's first status: its message is made now, from the plan, under the escalation's lock.
+    workflows = {updates[i].dispatch_uuid for i, message_id in matched.items()
+                 if message_id is None and updates[i].dispatch_uuid}
+    pages = list(Page.objects.filter(dispatch_uuid__in=workflows).order_by()
+                 .values_list("pk", "escalation_id")) if workflows else []
+    if not found and not pages:
+        return results
+    escalations = {e.pk: e for e in Escalation.objects.select_for_update()
+                   .filter(pk__in={row[3] for row in found} | {row[1] for row in pages}).order_by("pk")}
+    messages = Message.objects.select_related("page").filter(pk__in=[row[0] for row in found]).order_by()
+    messages = {m.pk: m for m in messages}
+    items = _DispatchItems([pk for pk, _ in pages], escalations, now)
     pairs = []
-    for i in wanted:
-        message_id = by_uuid.get(updates[i].message_uuid) or by_ref.get(updates[i].client_ref)
+    for i, message_id in matched.items():
         if message_id is not None:
             pairs.append((i, updates[i], messages[message_id]))
-    for i, applied in _apply_locked(pairs, escalations, taken_uuids=set(by_uuid), now=now):
+        elif updates[i].dispatch_uuid in items.pages:
+            message = items.message(updates[i])
+            if message is None:
+                results[i] = Applied("unknown message: its address is not in the person's plan",
+                                     items.pages[updates[i].dispatch_uuid].escalation_id)
+            else:
+                pairs.append((i, updates[i], message))
+    items.save()
+    for i, applied in _apply_locked(pairs, escalations, taken_uuids=set(by_uuid) | items.uuids, now=now):
         results[i] = applied
     return results
+
+
+class _DispatchItems:
+    """The messages of Dispatch workflows whose items report for the first time, made from each person's plan
+    by matching the status's channel and address. Read and made under the escalations' locks, so two statuses
+    of one item cannot both make it."""
+
+    def __init__(self, page_ids: list[int], escalations: dict[int, Escalation], now: datetime) -> None:
+        self.now = now
+        self.pages: dict[str, Page] = {}  # by dispatch_uuid
+        self._channels: dict[int, dict[int, Message]] = {}
+        self._by_uuid: dict[str, Message] = {}
+        self._new: list[Message] = []
+        if not page_ids:
+            return
+        by_id = {}
+        for page in Page.objects.filter(pk__in=page_ids).order_by():
+            page.escalation = escalations[page.escalation_id]
+            self.pages[str(page.dispatch_uuid)] = by_id[page.pk] = page
+            self._channels[page.pk] = {}
+        for message in Message.objects.filter(page_id__in=page_ids).order_by():
+            message.page = by_id[message.page_id]
+            self._channels[message.page_id][message.channel_index] = message
+            if message.message_uuid is not None:
+                self._by_uuid[str(message.message_uuid)] = message
+
+    @property
+    def uuids(self) -> set[str]:
+        return set(self._by_uuid)
+
+    def message(self, update: StatusUpdate) -> Message | None:
+        if update.message_uuid in self._by_uuid:
+            return self._by_uuid[update.message_uuid]
+        page = self.pages[update.dispatch_uuid]
+        channels = plan_person(page.escalation, page.index)["channels"]
+        candidates = [i for i, c in enumerate(channels)
+                      if c["type"] == update.channel_type and c["address"] == update.to_address]
+        if not candidates:
+            return None
+        taken = self._channels[page.pk]
+        free = [i for i in candidates if i not in taken]
+        if not free:
+            return taken[candidates[0]]
+        channel = channels[free[0]]
+        message = Message(
+            page=page, channel_index=free[0], channel_type=channel["type"], to_address=channel["address"],
+            condition=channel["condition"], expiry_time=channel["expiry_time"], message_uuid=update.message_uuid,
+            created_at=self.now, sent_at=self.now, deadline=self.now + timedelta(seconds=int(channel["expiry_time"])),
+        )
+        self._new.append(message)
+        taken[message.channel_index] = message
+        if update.message_uuid:
+            self._by_uuid[update.message_uuid] = message
+        return message
+
+    def save(self) -> None:
+        if self._new:
+            Message.objects.bulk_create(self._new)
 
 
 def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: dict[int, Escalation], *,
@@ -161,22 +232,6 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
     return results
 
 
-def _apply_first_dispatch_status(update: StatusUpdate, now: datetime) -> Applied:
-    """A Dispatch item's first status: its Message is made now, from the plan, under the escalation's lock."""
-    if not update.dispatch_uuid:
-        return Applied(UNKNOWN_MESSAGE)
-    pages = Page.objects.select_related("escalation").select_for_update(of=("escalation",))
-    page = pages.filter(dispatch_uuid=update.dispatch_uuid).order_by("pk").first()
-    if page is None:
-        return Applied(UNKNOWN_MESSAGE)
-    message = _dispatch_message(page, update, now)
-    if message is None:
-        return Applied("unknown message: its address is not in the person's plan", page.escalation_id)
-    [(_, applied)] = _apply_locked([(0, update, message)], {page.escalation_id: page.escalation},
-                                   taken_uuids=set(), now=now)
-    return applied
-
-
 def _learn_uuid(message: Message, message_uuid: str) -> None:
     """The status beat the 202's outcome record: learn the uuid from the webhook.
 
@@ -189,31 +244,6 @@ def _learn_uuid(message: Message, message_uuid: str) -> None:
                 message.message_uuid = message_uuid
     except IntegrityError:
         pass
-
-
-def _dispatch_message(page: Page, update: StatusUpdate, now: datetime) -> Message | None:
-    """The first status of a Dispatch item: create its Message by matching the `to` address in the plan.
-
-    Runs under the escalation's row lock, so two statuses of one item cannot both create it.
-    """
-    existing = Message.objects.select_related("page").filter(message_uuid=update.message_uuid).order_by("pk").first()
-    if existing is not None:
-        return existing
-    channels = plan_person(page.escalation, page.index)["channels"]
-    candidates = [i for i, c in enumerate(channels)
-                  if c["type"] == update.channel_type and c["address"] == update.to_address]
-    if not candidates:
-        return None
-    taken = set(page.messages.values_list("channel_index", flat=True))
-    free = [i for i in candidates if i not in taken]
-    if not free:
-        return page.messages.select_related("page").get(channel_index=candidates[0])
-    channel = channels[free[0]]
-    return Message.objects.create(
-        page=page, channel_index=free[0], channel_type=channel["type"], to_address=channel["address"],
-        condition=channel["condition"], expiry_time=channel["expiry_time"], message_uuid=update.message_uuid,
-        created_at=now, sent_at=now, deadline=now + timedelta(seconds=int(channel["expiry_time"])),
-    )
 
 
 def apply_final_report(report: FinalReport, *, now: datetime) -> Applied:

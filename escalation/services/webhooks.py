@@ -162,8 +162,8 @@ def _unknown(items: list[tuple[WebhookEvent, StatusUpdate | FinalReport]], *, no
     """Those of `items` that match nothing we sent, recorded as such, found with two queries for them all.
 
     A storm of events about messages and workflows that are not ours (or no longer exist) then costs the
-    worker next to nothing; the rest (a Dispatch item's first status, a final report, a channel test's
-    status) is left for `webhook_apply`, one by one.
+    worker next to nothing; the rest (a final report, a channel test's status) is left for `webhook_apply`,
+    one by one.
     """
     if not items:
         return []
