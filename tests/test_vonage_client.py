@@ -13,6 +13,7 @@ from escalation.vonage import VonageClient, VonageError, get_client
 from escalation.vonage.auth import TOKEN_REUSE_SECONDS, application_token
 from escalation.vonage.client import answer_uuid
 from escalation.vonage.errors import error_from_response
+from escalation.vonage.http import VonageHttp
 from tests.conftest import TEST_APPLICATION_ID
 
 WHATSAPP = {"type": "whatsapp", "address": "447700900001", "expiry_time": 60, "condition": "read",
@@ -213,3 +214,13 @@ def test_an_accepted_answer_without_a_uuid_is_a_permanent_error(answer):
 def test_an_accepted_uuid_is_kept_in_its_canonical_form():
     assert answer_uuid({"message_uuid": "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE"}, "message_uuid") == \
         "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+
+
+def test_the_environments_proxy_is_read_once_for_vonages_url(monkeypatch, settings):
+    settings.VONAGE_API_URL = "https://api.nexmo.com"
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert VonageHttp().session.proxies == {"https": "http://proxy.internal:3128"}
+    monkeypatch.setenv("NO_PROXY", "api.nexmo.com")
+    assert VonageHttp().session.proxies == {}

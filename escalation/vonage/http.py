@@ -34,6 +34,11 @@ class VonageHttp:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=16, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        # The environment's proxy and CA bundle for Vonage's URL, read once: requests would read them (and
+        # ~/.netrc) again on every call, about 0.4 ms of CPU per send.
+        found = self.session.merge_environment_settings(settings.VONAGE_API_URL, {}, None, None, None)
+        self.session.trust_env = False
+        self.session.proxies, self.session.verify = found["proxies"], found["verify"]
 
     def post(self, path: str, body: dict) -> dict:
         """POST `body` as JSON to VONAGE_API_URL + path; return the 2xx JSON answer or raise VonageError."""
