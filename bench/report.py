@@ -119,10 +119,11 @@ event itself (20 statements, 13 ms of CPU per webhook, ratio 0.10-0.16).
         parts.append(f"""\
 **2. Fire to first request.** `escalation_fire` issues `NOTIFY` inside its transaction (PostgreSQL delivers it
 at the commit) and idle workers `LISTEN` (`escalation/engine/wakeup.py`; polling every 0.1 s stays the
-fallback, and the only way on SQLite). The first page then costs 9 SQL statements (claim, decision, send,
-outcome record; it was 19 before an accepted send stopped triggering a second decision). This run: commit to
-the worker's decision p50 {d.get('to_decided_p50_ms', 0):.0f} ms / p99 {d.get('to_decided_p99_ms', 0):.0f} ms.
-On a machine loaded by other jobs the p99 grows with the queue for the two cores (see the load column).
+fallback, and the only way on SQLite). The worker's pass then costs 14 SQL statements whether it pages one
+person or eight (the look for pending webhooks, the claim, one decision for all of them, the requests side by
+side, one outcome record). This run: commit to the worker's decision p50 {d.get('to_decided_p50_ms', 0):.0f} ms
+/ p99 {d.get('to_decided_p99_ms', 0):.0f} ms. On a machine loaded by other jobs the p99 grows with the queue
+for the two cores (see the load column).
 """)
     if len(by_number.get(3, [])) == 3:
         one, two, easy = (r.details for r in by_number[3])
@@ -132,29 +133,34 @@ On a machine loaded by other jobs the p99 grows with the queue for the two cores
         burst_text = ""
         if burst and burst.details.get("cpu_ms_per_page"):
             b = burst.details
+            outside = b["cpu_ms_per_page"]["emulator"] + b["cpu_ms_per_page"]["web"]
             burst_text = (f" The burst ran at {b['rate_per_s']:.0f} first pages/s; each cost "
                           f"{sum(b['cpu_ms_per_page'].values()):.1f} ms of CPU across the stack "
                           f"({', '.join(f'{k} {v:.1f}' for k, v in b['cpu_ms_per_page'].items())} ms: the page, its "
                           "two status webhooks and their applying), so 600 pages/s would need about "
-                          f"{600 * sum(b['cpu_ms_per_page'].values()) / 1000:.1f} cores.")
+                          f"{600 * sum(b['cpu_ms_per_page'].values()) / 1000:.1f} cores. Before the batched "
+                          "decisions the burst took 94 s. The emulator (which checks each request against "
+                          "Vonage's spec and posts two signed webhooks) and gunicorn's intake of those webhooks "
+                          f"alone cost {outside:.1f} ms per page: even with a worker and a PostgreSQL that cost "
+                          f"nothing, two cores would page at most {2000 / outside:.0f} first persons/s here, "
+                          f"{6000 * outside / 2000:.1f} s for 6,000, so the 10 s target cannot be met on this "
+                          "machine with the emulator included.")
         parts.append(f"""\
 **3, 4. Deadline lateness and burst.** The timers are exact: no step was acted on early, and at a rate one
-worker keeps up with ({easy['timers']} timers over {easy['spread_s']:.0f} s) a step was taken p50
-{easy['p50'] * 1000:.0f} ms / p99 {easy['p99'] * 1000:.0f} ms after its deadline. The targets are throughput
-targets: 10,000 steps in a minute is 167 steps/s, 6,000 first pages in 10 s is 600/s. One step (pass person 1
-over, page person 2 by Dispatch) now costs {cost.get('statements', 0):.0f} SQL statements and
-{cost.get('cpu_ms', 0):.0f} ms of worker CPU in-process (25 statements and 26 ms before this round of work: an accepted
-send no longer triggers a second decision, the checks before a send read the row already loaded, a new page is
-inserted already claimed, the Dispatch replay is an index lookup). Measured across the stack in the 10,000-timer
-run, a step cost {total:.1f} ms of CPU: {', '.join(f'{k} {v:.1f}' for k, v in per_step.items())} ms. On two
-cores, 167 steps/s leaves 12 ms per step for everything, and one worker process (8 threads, one GIL) can spend
-at most one core: {1000 / max(per_step.get('worker', 1), 0.1):.0f} steps/s at its measured cost. One worker
-reached {one['advances_per_s']:.0f} steps/s and two {two['advances_per_s']:.0f}/s; beyond that, lateness grows
-with the backlog, which is what the p50/p99 show.{burst_text} What is left in the worker is Django building and
-running about a dozen statements one round trip at a time, plus the HTTP request. Meeting the targets here
-needs a set-based engine (claim a batch of due escalations, decide for all of them, write their pages, events
-and claims in a few statements, send concurrently, record the outcomes in bulk), as the webhook path now does;
-that is a rewrite of the decision loop and is not done. More worker processes help only with more cores.
+worker keeps up with easily ({easy['timers']} timers over {easy['spread_s']:.0f} s) a step was taken p50
+{easy['p50'] * 1000:.0f} ms / p99 {easy['p99'] * 1000:.0f} ms after its deadline (most of it is the worker's
+0.1 s poll, as nothing wakes it for a deadline). 10,000 steps in a minute is 167 steps/s: one worker kept up
+({one['advances_per_s']:.0f} steps/s, p99 {one['p99'] * 1000:.0f} ms late), two workers too
+({two['advances_per_s']:.0f}/s, p99 {two['p99'] * 1000:.0f} ms). A worker's pass decides for every escalation it
+claimed at once (`escalation/engine/batch.py`): one ordered lock, the current pages and their messages in two
+queries, the decisions in Python, their writes in a few statements; the requests go out 8 at a time from the
+worker's threads and each group's outcomes are recorded in one transaction. One step (pass person 1 over,
+page person 2 by Dispatch) costs {cost.get('statements', 0):.1f} SQL statements and {cost.get('cpu_ms', 0):.1f} ms
+of worker CPU in-process; it was 14 statements and 13 ms when each escalation was decided on its own, and 25
+and 26 ms before that. Across the stack in the 10,000-timer run a step cost {total:.1f} ms of CPU
+({', '.join(f'{k} {v:.1f}' for k, v in per_step.items())} ms), so one worker could take about
+{1000 / max(per_step.get('worker', 1), 0.1):.0f} steps/s before it used a whole core.{burst_text} More workers help
+only with more cores.
 """)
     if 5 in by_number:
         parts.append("""\
