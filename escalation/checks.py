@@ -34,6 +34,14 @@ def check_vonage_settings(app_configs, **kwargs) -> list:
         problems.append(Error(
             f"VONAGE_API_URL is {settings.VONAGE_API_URL!r}.",
             hint="Use https://api.nexmo.com, or the local emulator's http://127.0.0.1:PORT.", id="escalation.E004"))
+    request_seconds = settings.VONAGE_CONNECT_TIMEOUT + settings.VONAGE_READ_TIMEOUT
+    if settings.ESCALATION_SEND_LEASE_SECONDS <= request_seconds:
+        problems.append(Error(
+            f"ESCALATION_SEND_LEASE_SECONDS ({settings.ESCALATION_SEND_LEASE_SECONDS:g}) is not longer than one "
+            f"request to Vonage can take ({request_seconds:g} s, its connect and read timeouts): a send could "
+            "still be in flight when another worker takes it over and sends it again.",
+            hint="Make the lease longer than VONAGE_CONNECT_TIMEOUT + VONAGE_READ_TIMEOUT (the default is 30 s).",
+            id="escalation.E005"))
     return problems
 
 

@@ -139,7 +139,8 @@ WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=0.1)
 ESCALATION_SEND_ATTEMPTS = env.int("ESCALATION_SEND_ATTEMPTS", default=4)
 ESCALATION_RETRY_BASE_SECONDS = env.float("ESCALATION_RETRY_BASE_SECONDS", default=2.0)
 # A send claimed by a worker that died is taken over after this lease (seconds). It must outlast one
-# request (connect + read timeout), or a slow send could be repeated by another worker.
+# request (connect + read timeout), or a slow send could be repeated by another worker (check E005).
+# A worker makes no request whose claim has less than that left; it claims the send anew instead.
 ESCALATION_SEND_LEASE_SECONDS = env.float("ESCALATION_SEND_LEASE_SECONDS", default=30.0)
 # An escalation claimed by a worker that died is due again after this lease (seconds).
 ESCALATION_CLAIM_LEASE_SECONDS = env.float("ESCALATION_CLAIM_LEASE_SECONDS", default=30.0)

@@ -59,6 +59,7 @@ def test_production_settings_pass_with_no_warnings(production):
     ({"SECURE_HSTS_SECONDS": "0"}, "security.W004"),
     ({"VONAGE_SIGNATURE_SECRET": ""}, "escalation.W003"),  # webhooks would be taken unsigned
     ({"VONAGE_PRIVATE_KEY_PATH": "/nonexistent/private.key"}, "escalation.E003"),
+    ({"ESCALATION_SEND_LEASE_SECONDS": "10"}, "escalation.E005"),  # shorter than a request's 13 s of timeouts
 ])
 def test_leaving_out_a_production_setting_fails_the_check(production, change, reported):
     env = {k: v for k, v in {**production, **change}.items() if v is not None}

@@ -192,3 +192,28 @@ def test_one_group_of_sends_records_each_outcome_on_its_own_terms(messages_mode)
         ([("Tony", 1, "sms")], at(60)),  # refused: the next channel went in the same advance
         ([], at(2)),  # failed for now: tried again after the backoff
     ])
+
+
+def test_a_claim_that_would_run_out_before_its_request_is_given_back_not_sent(messages_mode):
+    # A pass slowed down by a slow provider reaches this send at 25 s: its 30 s lease could run out during
+    # the request (up to 13 s), and another worker would then send it too.
+    escalation = fire(make_roster(TONY, MICHAEL))
+    action = claimed_send(escalation, 0)
+    assert perform([action], lambda: at(25)) == {escalation.pk}  # decide again at once
+    assert messages_mode.requests() == []
+    message = Message.objects.get(pk=action.message.pk)
+    assert (message.claimed_until, message.send_attempts) == (None, 0)  # no attempt was made
+    assert refreshed(escalation).next_action_at == at(25)
+    run_due(now=at(25))
+    message.refresh_from_db()
+    assert (message.status, message.send_attempts) == ("submitted", 1)
+    assert refreshed(escalation).next_action_at == at(85)
+
+
+def test_with_a_lease_too_short_for_any_request_sends_are_still_made(messages_mode, settings):
+    # A misconfiguration (check E005 reports it); giving every claim back would stall every escalation.
+    settings.ESCALATION_SEND_LEASE_SECONDS = 10
+    escalation = fire(make_roster(TONY, MICHAEL))
+    action = claimed_send(escalation, 0)
+    assert perform([action], lambda: at(0)) == set()
+    assert Message.objects.get(pk=action.message.pk).status == "submitted"

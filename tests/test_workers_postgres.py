@@ -45,7 +45,8 @@ def start_worker(api_url: str, private_key_path: str, threads: int = 4) -> subpr
     env = dict(os.environ, DATABASE_URL=database_url(), VONAGE_API_URL=api_url,
                VONAGE_PRIVATE_KEY_PATH=private_key_path, VONAGE_APPLICATION_ID=TEST_APPLICATION_ID,
                ESCALATION_API="messages", WORKER_THREADS=str(threads), WORKER_POLL_INTERVAL="0.05",
-               ESCALATION_CLAIM_LEASE_SECONDS="1", ESCALATION_SEND_LEASE_SECONDS="2", LOG_LEVEL="WARNING")
+               ESCALATION_CLAIM_LEASE_SECONDS="1", ESCALATION_SEND_LEASE_SECONDS="2",
+               VONAGE_CONNECT_TIMEOUT="0.5", VONAGE_READ_TIMEOUT="1", LOG_LEVEL="WARNING")
     return subprocess.Popen([sys.executable, "manage.py", "run_escalations"], cwd=ROOT, env=env,
                             start_new_session=True)
 

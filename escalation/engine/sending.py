@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.engine.batch import Batch
 from escalation.engine.plan import person_window_seconds, personal_text, plan_person
-from escalation.engine.step import Send, pass_over
+from escalation.engine.step import Send, pass_over, send_lease
 from escalation.models import (
     ChannelType,
     Escalation,
@@ -67,9 +68,35 @@ def perform(sends: list[Send], clock: Callable[[], datetime], pool: SendPool | N
     again = set()
     for start in range(0, len(sends), width):
         group = sends[start:start + width]
+        # A claim must outlast its request. In a pass slowed down by a slow provider, one whose lease would
+        # run out first is given back and decided again at once, instead of being sent while another worker
+        # may take it over. (With a lease too short for any request, a misconfiguration that check E005
+        # reports, nothing is given back: giving back every claim would stall every escalation.)
+        now = clock()
+        late = [s for s in group if s.lease <= now + request_time()] if send_lease() > request_time() else []
+        if late:
+            _give_back(late, now)
+            again |= {s.escalation.pk for s in late}
+            group = [s for s in group if s not in late]
         answers = list(pool.map(_request, group) if pool is not None else map(_request, group))
         again |= _record(list(zip(group, answers, strict=True)), clock())
     return again
+
+
+def request_time() -> timedelta:
+    """The longest one request can take: its connect and read timeouts."""
+    return timedelta(seconds=settings.VONAGE_CONNECT_TIMEOUT + settings.VONAGE_READ_TIMEOUT)
+
+
+def _give_back(sends: list[Send], now: datetime) -> None:
+    """Undo claims not used: the attempt was never made, and the escalation is due now. A claim another
+    worker has taken over since (ours ran out) is theirs, and left alone."""
+    for send in sends:
+        row = send.message or send.page
+        type(row).objects.filter(pk=row.pk, claimed_until=send.lease).update(
+            claimed_until=None, send_attempts=F("send_attempts") - 1)
+        Escalation.objects.filter(pk=send.escalation.pk, state=EscalationState.ACTIVE,
+                                  next_action_at=send.lease).update(next_action_at=now)
 
 
 def _record(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set[int]:
