@@ -144,15 +144,16 @@ def run(stack: Stack, folder: Path) -> list[Result]:
     light = measure(stack, 1, count=LIGHT_TIMERS, spread=LIGHT_SPREAD_SECONDS)
     cost = step_cost(stack)
     one["step_cost"] = two["step_cost"] = light["step_cost"] = cost
-    log(f"lateness: one step in-process: {cost['statements']:.0f} SQL statements, {cost['cpu_ms']:.1f} ms CPU")
+    log(f"lateness: one step in-process: {cost['statements']:.1f} SQL statements, {cost['cpu_ms']:.1f} ms CPU")
 
     def figure(r: dict) -> str:
         text = f"p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s"
         if r["pending"]:
             text += (f"; only {r['done']} of {r['timers']} acted on within {GRACE_SECONDS:.0f} s of the last deadline "
                      f"(the rest counted as late as the cut-off, so p99 is a lower bound)")
+        cost = r["step_cost"]
         return (text + f"; {r['advances_per_s']:.0f} steps/s sustained; one step costs "
-                f"{r['step_cost']['statements']:.0f} SQL statements and {r['step_cost']['cpu_ms']:.0f} ms CPU")
+                f"{cost['statements']:.1f} SQL statements and {cost['cpu_ms']:.1f} ms CPU in-process")
 
     return [
         Result(3, "Deadline lateness, 1 worker", figure(one), "p99 <= 1 s",
