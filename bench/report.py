@@ -148,8 +148,11 @@ for the two cores (see the load column).
         parts.append(f"""\
 **3, 4. Deadline lateness and burst.** The timers are exact: no step was acted on early, and at a rate one
 worker keeps up with easily ({easy['timers']} timers over {easy['spread_s']:.0f} s) a step was taken p50
-{easy['p50'] * 1000:.0f} ms / p99 {easy['p99'] * 1000:.0f} ms after its deadline (most of it is the worker's
-0.1 s poll, as nothing wakes it for a deadline). 10,000 steps in a minute is 167 steps/s: one worker kept up
+{easy['p50'] * 1000:.0f} ms / p99 {easy['p99'] * 1000:.0f} ms after its deadline: an idle worker sleeps until the
+next timer falls due (it polled every 0.1 s before, p99 105 ms). At that rate a step is mostly a pass of its own,
+so it costs a pass's fixed statements: {easy['cpu_ms_per_step'].get('worker', 0):.1f} ms of worker CPU per step
+against {one['cpu_ms_per_step'].get('worker', 0):.1f} ms in the busy run, where passes are batches. 10,000 steps in
+a minute is 167 steps/s: one worker kept up
 ({one['advances_per_s']:.0f} steps/s, p99 {one['p99'] * 1000:.0f} ms late), two workers too
 ({two['advances_per_s']:.0f}/s, p99 {two['p99'] * 1000:.0f} ms). A worker's pass decides for every escalation it
 claimed at once (`escalation/engine/batch.py`): one ordered lock, the current pages and their messages in two

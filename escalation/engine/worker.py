@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from escalation.engine.sending import SendPool, perform
@@ -107,12 +108,28 @@ def run_forever(stop: threading.Event, *, threads: int | None = None) -> None:
         while not stop.is_set():
             try:
                 advanced = run_due(limit=threads * 25, pool=pool if threads > 1 else None)
+                idle = 0.0 if advanced else idle_wait(timezone.now(), settings.WORKER_POLL_INTERVAL)
             except Exception:
                 # A lost database connection (e.g. PostgreSQL restarting) must not end the worker.
                 log.exception("worker pass failed; retrying")
                 close_old_connections()
                 stop.wait(1.0)
                 continue
-            if not advanced:
-                wakeup.wait(settings.WORKER_POLL_INTERVAL)
+            if idle:
+                wakeup.wait(idle)
     wakeup.close()
+
+
+# When a timer is due but another worker holds it, look again this soon rather than at once.
+BUSY_RECHECK_SECONDS = 0.01
+
+
+def idle_wait(now: datetime, poll: float) -> float:
+    """How long an idle worker sleeps: until the next timer is due if that comes before the next poll, so a
+    deadline is acted on when it falls due rather than up to a poll interval later. (A fire, which has no
+    timer to wait for, wakes the worker by NOTIFY.)"""
+    due = Escalation.objects.filter(state=EscalationState.ACTIVE, next_action_at__isnull=False) \
+        .aggregate(first=Min("next_action_at"))["first"]
+    if due is None:
+        return poll
+    return min(poll, max((due - now).total_seconds(), BUSY_RECHECK_SECONDS))
