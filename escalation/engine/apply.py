@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from escalation.engine.batch import save_changes
+from escalation.engine.batch import applied_unmatched, save_changes
 from escalation.engine.events import new_event, record_event
 from escalation.engine.plan import plan_person
 from escalation.models import (
@@ -303,9 +303,8 @@ def replay_unmatched_dispatch(dispatch_uuid: str, *, now: datetime) -> int:
     then applied it as "unknown". Events still pending need nothing: they are applied after this commit.
     Returns how many were replayed.
     """
-    unmatched = WebhookEvent.objects.filter(dispatch_uuid=dispatch_uuid, message=None, escalation=None)
     count = 0
-    for event in unmatched.exclude(applied_at=None).order_by("id"):
+    for event in applied_unmatched([dispatch_uuid]).order_by("id"):
         webhook = parse_webhook(event.body, kind_hint="status")
         applied = apply_final_report(webhook, now=now) if isinstance(webhook, FinalReport) else apply_status(
             webhook, now=now)
@@ -314,3 +313,4 @@ def replay_unmatched_dispatch(dispatch_uuid: str, *, now: datetime) -> int:
             message_id=applied.message_id)
         count += 1
     return count
+

@@ -11,7 +11,7 @@ stays true until the writes are saved.
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Min, Model, Q
+from django.db.models import Min, Model, Q, QuerySet
 
 from escalation.engine.events import new_event
 from escalation.models import Escalation, Event, Message, Page, Person, WebhookEvent
@@ -50,9 +50,8 @@ class Batch:
 
     def reload_messages(self, page: Page) -> None:
         """Forget what was read of `page`'s messages: something outside the batch has written them."""
-        self._messages[page.pk] = {m.channel_index: m for m in Message.objects.filter(page=page).order_by()}
-        for message in self._messages[page.pk].values():
-            message.page = page
+        self._messages[page.pk] = {}
+        self._messages_of([page])
 
     def person_exists(self, person_id: int | None) -> bool:
         """The plan outlives the person: a deleted person is still paged from it, linked to nobody."""
@@ -73,11 +72,9 @@ class Batch:
     def unmatched_dispatch(self, page: Page) -> bool:
         """Was an event of this page's workflow applied as unknown (it raced our record of the workflow)?"""
         if self._unmatched is None:
-            uuids = [p.dispatch_uuid for p in (self._pages or {}).values()
-                     if p.dispatch_uuid is not None and p.deadline <= self.now]
-            found = WebhookEvent.objects.filter(dispatch_uuid__in=uuids, message=None, escalation=None) \
-                .exclude(applied_at=None).order_by().values_list("dispatch_uuid", flat=True) if uuids else []
-            self._unmatched = {str(u) for u in found}
+            self._unmatched = workflows_applied_unmatched([
+                p.dispatch_uuid for p in (self._pages or {}).values()
+                if p.dispatch_uuid is not None and p.deadline <= self.now])
         return str(page.dispatch_uuid) in self._unmatched
 
     def _load_pages(self) -> None:
@@ -163,3 +160,17 @@ def save_changes(model: type[Model], changed) -> None:
             model.objects.filter(pk=instances[0].pk).update(**{name: getattr(instances[0], name) for name in names})
         else:
             model.objects.bulk_update(instances, names)
+
+
+def workflows_applied_unmatched(dispatch_uuids: list) -> set[str]:
+    """Which of these workflows have events applied as unknown (they raced our record of the workflow):
+    the ones `replay_unmatched_dispatch` has something to do for. One query for them all."""
+    if not dispatch_uuids:
+        return set()
+    return {str(u) for u in applied_unmatched(dispatch_uuids).order_by().values_list("dispatch_uuid", flat=True)}
+
+
+def applied_unmatched(dispatch_uuids: list) -> QuerySet:
+    """Events of these workflows applied as unknown: they arrived before our record of the workflow."""
+    return WebhookEvent.objects.filter(dispatch_uuid__in=dispatch_uuids, message=None, escalation=None) \
+        .exclude(applied_at=None)

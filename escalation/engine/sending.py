@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 
 from escalation.engine.apply import replay_unmatched_dispatch
-from escalation.engine.batch import Batch
+from escalation.engine.batch import Batch, workflows_applied_unmatched
 from escalation.engine.plan import person_window_seconds, personal_text, plan_person
 from escalation.engine.step import Send, pass_over, send_lease
 from escalation.models import (
@@ -31,7 +31,6 @@ from escalation.models import (
     Message,
     MessageStatus,
     Page,
-    WebhookEvent,
 )
 from escalation.vonage import VonageError, get_client
 
@@ -106,12 +105,9 @@ def _record(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set
     # (a failed last channel, an error report) is for a decision made at once.
     accepted = {answer: send for send, answer in answers
                 if send.message is None and not isinstance(answer, VonageError)}
-    if accepted:
-        early = WebhookEvent.objects.filter(dispatch_uuid__in=list(accepted), message=None, escalation=None) \
-            .exclude(applied_at=None).order_by().values_list("dispatch_uuid", flat=True).distinct()
-        for dispatch_uuid in {str(u) for u in early}:
-            if replay_unmatched_dispatch(dispatch_uuid, now=now):
-                again.add(accepted[dispatch_uuid].escalation.pk)
+    for dispatch_uuid in workflows_applied_unmatched(list(accepted)):
+        if replay_unmatched_dispatch(dispatch_uuid, now=now):
+            again.add(accepted[dispatch_uuid].escalation.pk)
     return again
 
 
