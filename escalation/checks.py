@@ -5,6 +5,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from escalation.engine.sending import request_time
+
 
 @register()
 def check_vonage_settings(app_configs, **kwargs) -> list:
@@ -34,7 +36,7 @@ def check_vonage_settings(app_configs, **kwargs) -> list:
         problems.append(Error(
             f"VONAGE_API_URL is {settings.VONAGE_API_URL!r}.",
             hint="Use https://api.nexmo.com, or the local emulator's http://127.0.0.1:PORT.", id="escalation.E004"))
-    request_seconds = settings.VONAGE_CONNECT_TIMEOUT + settings.VONAGE_READ_TIMEOUT
+    request_seconds = request_time().total_seconds()
     if settings.ESCALATION_SEND_LEASE_SECONDS <= request_seconds:
         problems.append(Error(
             f"ESCALATION_SEND_LEASE_SECONDS ({settings.ESCALATION_SEND_LEASE_SECONDS:g}) is not longer than one "
