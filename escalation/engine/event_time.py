@@ -23,12 +23,8 @@ from datetime import datetime, timedelta
 CLOCK_SKEW = timedelta(seconds=5)
 
 
-def event_time(timestamp: datetime | None, *, received_at: datetime, not_before: datetime | None) -> datetime:
+def event_time(timestamp: datetime, *, received_at: datetime, not_before: datetime) -> datetime:
     """When the event happened: Vonage's `timestamp` if plausible, else when its webhook reached us."""
-    if timestamp is None or timestamp > received_at + CLOCK_SKEW:
+    if not not_before - CLOCK_SKEW <= timestamp <= received_at + CLOCK_SKEW:
         return received_at
-    if not_before is not None:
-        if timestamp < not_before - CLOCK_SKEW:
-            return received_at
-        timestamp = max(timestamp, not_before)
-    return min(timestamp, received_at)
+    return min(max(timestamp, not_before), received_at)
