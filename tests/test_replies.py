@@ -15,8 +15,9 @@ from django.utils import timezone
 from escalation.engine.plan import page_text_length
 from escalation.engine.replies import named_number
 from escalation.engine.worker import run_due
-from escalation.models import Escalation, Event, Message, Person, Roster, RosterMember, WebhookEvent
+from escalation.models import V1_CHANNEL_NAMES, Escalation, Event, Message, Person, Roster, RosterMember, WebhookEvent
 from escalation.services.escalations import FireRefused, escalation_cancel, escalation_fire
+from escalation.vonage.bodies import DISPATCH_FIELDS
 from tests.applying import apply_stored_webhooks
 from tests.personas import ANNA, MICHAEL, SENDERS, TONY, make_person, make_senders
 
@@ -54,13 +55,14 @@ def fire(on: Roster, seconds: float, text: str = "Main server down") -> Escalati
 
 def inbound(text: str, *, shape: str = "v1", channel: str = "messenger", address: str = TONY_MESSENGER,
             seconds: float = 30) -> dict:
+    """A person's reply in Vonage's v1 (flat) or v0.1 (nested) shape."""
     timestamp = at(seconds).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     if shape == "v1":
-        return {"channel": channel, "message_uuid": str(uuid.uuid4()), "to": SENDERS[channel], "from": address,
-                "timestamp": timestamp, "message_type": "text", "text": text}
-    field = "id" if channel == "messenger" else "number"
-    return {"message_uuid": str(uuid.uuid4()), "to": {"type": channel, field: SENDERS[channel]},
-            "from": {"type": channel, field: address}, "timestamp": timestamp, "direction": "inbound",
+        return {"channel": V1_CHANNEL_NAMES[channel], "message_uuid": str(uuid.uuid4()), "to": SENDERS[channel],
+                "from": address, "timestamp": timestamp, "message_type": "text", "text": text}
+    ours, theirs = DISPATCH_FIELDS[channel]
+    return {"message_uuid": str(uuid.uuid4()), "to": {"type": channel, ours: SENDERS[channel]},
+            "from": {"type": channel, theirs: address}, "timestamp": timestamp, "direction": "inbound",
             "message": {"content": {"type": "text", "text": text}}}
 
 
@@ -118,6 +120,21 @@ def test_a_reply_with_a_number_acknowledges_exactly_that_escalation(client, mess
     event = reply(client, inbound(text.format(n=web.pk), shape=shape))
     assert states(web, database) == ["acknowledged", "active"]
     assert event.result == f"reply: acknowledged #{web.pk}"
+
+
+@pytest.mark.parametrize("shape", ["v1", "v0.1"])
+@pytest.mark.parametrize("mode", ["messages_mode", "dispatch_mode"])
+@pytest.mark.parametrize("channel", MICHAEL[1], ids=lambda channel: channel[0])
+def test_replies_pick_one_escalation_on_every_channel(request, client, channel, mode, shape):
+    request.getfixturevalue(mode)
+    make_senders()
+    michael = make_person(*MICHAEL)
+    first, second = fire(roster("web", michael), 0), fire(roster("database", michael), 5)
+    channel_type, address = channel[0], channel[1]
+    reply(client, inbound(f"ack {first.pk}", shape=shape, channel=channel_type, address=address))
+    assert states(first, second) == ["acknowledged", "active"]
+    reply(client, inbound("on it", shape=shape, channel=channel_type, address=address))
+    assert states(first, second) == ["acknowledged", "acknowledged"]
 
 
 def test_a_numbered_reply_works_on_any_of_the_persons_channels_and_in_dispatch_mode(client, dispatch_mode, rosters):
