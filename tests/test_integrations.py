@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from escalation.engine.plan import personal_text
+from escalation.engine.plan import page_text_length
 from escalation.engine.worker import run_due
 from escalation.integrations.parse import DEDUP_KEY_MAX, BadPayload, parse
 from escalation.models import (
@@ -152,7 +152,7 @@ def test_the_message_fits_the_tightest_channel_on_the_roster():
     # Tony has Messenger (640 characters), the tightest limit; his name is put before the text.
     integration = make_integration(IntegrationFormat.GENERIC, TONY, ANNA)
     budget = text_budget(integration.roster)
-    assert budget == 640 - len(personal_text("Tony", ""))
+    assert budget == 640 - page_text_length("Tony", "")
     response = post(integration, {"summary": "disk full " * 200, "dedup_key": "disk"})
     assert response.status_code == 200, response.content
     [escalation] = escalations()

@@ -453,12 +453,12 @@ def test_an_event_that_cannot_be_applied_is_kept_marked_and_does_not_hold_the_ot
                            authorization=None, now=T0).event
     real_apply = webhooks_service._apply
 
-    def faulty(webhook, *, now):  # a fault in the code that applies one kind of event
+    def faulty(webhook, *, now, received_at):  # a fault in the code that applies one kind of event
         if webhook.message_uuid == poison.body["message_uuid"]:
             raise RuntimeError("a bug")
-        return real_apply(webhook, now=now)
+        return real_apply(webhook, now=now, received_at=received_at)
 
-    def batch_fails(updates, *, now):
+    def batch_fails(updates, *, now, received):
         raise RuntimeError("a bug in the batch")
 
     monkeypatch.setattr(webhooks_service, "_apply", faulty)

@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from escalation.engine.plan import personal_text
+from escalation.engine.plan import page_text_length
 from escalation.models import TEXT_LIMITS, ChannelType, Escalation, EscalationState, Page, Roster
 from escalation.services.escalations import (
     FireRefused,
@@ -83,7 +83,7 @@ def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
             # When this person is paged at the latest: everyone before them let their whole window run out.
             person["starts_after"] = format_duration(timedelta(seconds=offset))
             person["wait"] = format_duration(timedelta(seconds=person["wait_seconds"]))
-            person["text_length"] = len(personal_text(person["name"], message))
+            person["text_length"] = page_text_length(person["name"], message)
             for channel in person["channels"]:
                 channel["wait"] = format_duration(timedelta(seconds=channel["expiry_time"]))
             offset += person["wait_seconds"]

@@ -13,12 +13,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from escalation.engine.batch import applied_unmatched, save_changes
+from escalation.engine.event_time import event_time
 from escalation.engine.events import new_event, record_event
 from escalation.engine.plan import plan_person
+from escalation.engine.replies import answered_page
 from escalation.models import (
     FAILED_STATUSES,
     STATUS_RANK,
-    Channel,
     ChannelType,
     Escalation,
     EscalationState,
@@ -58,15 +59,20 @@ def meets_condition(status: str, condition: str) -> bool:
     return status == MessageStatus.READ or (status == MessageStatus.DELIVERED and condition == "delivered")
 
 
-def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
+def apply_status(update: StatusUpdate, *, now: datetime, received_at: datetime | None = None) -> Applied:
     """One status on its own: `apply_statuses` of one."""
     with transaction.atomic(savepoint=False):
-        [applied] = apply_statuses([update], now=now)
+        [applied] = apply_statuses([update], now=now, received=None if received_at is None else [received_at])
     return applied or Applied(UNKNOWN_MESSAGE)
 
 
-def apply_statuses(updates: list[StatusUpdate], *, now: datetime) -> list[Applied | None]:
+def apply_statuses(updates: list[StatusUpdate], *, now: datetime,
+                   received: list[datetime] | None = None) -> list[Applied | None]:
     """Statuses of messages we sent, applied together, each in the list's order.
+
+    `received` is when each update's webhook reached us (default: `now`, for an update applied as it
+    arrives). What a status records happened then, or at Vonage's own timestamp when that is plausible
+    (`event_time`), never when a worker got round to it; `now` only moves the escalation's timer.
 
     A few statements for the whole list (the worker's batches of stored webhooks): find the messages, and
     the workflows of Dispatch items seen for the first time; lock their escalations in id order (so two
@@ -76,6 +82,7 @@ def apply_statuses(updates: list[StatusUpdate], *, now: datetime) -> list[Applie
     transaction.
     """
     results: list[Applied | None] = [None] * len(updates)
+    received = received or [now] * len(updates)
     wanted = []
     for i, update in enumerate(updates):
         if update.status not in STATUS_RANK or update.status in (MessageStatus.QUEUED, MessageStatus.FAILED):
@@ -102,18 +109,18 @@ def apply_statuses(updates: list[StatusUpdate], *, now: datetime) -> list[Applie
                    .filter(pk__in={row[3] for row in found} | {row[1] for row in pages}).order_by("pk")}
     messages = Message.objects.select_related("page").filter(pk__in=[row[0] for row in found]).order_by()
     messages = {m.pk: m for m in messages}
-    items = _DispatchItems([pk for pk, _ in pages], escalations, now)
+    items = _DispatchItems([pk for pk, _ in pages], escalations)
     pairs = []
     for i, message_id in matched.items():
         if message_id is not None:
-            pairs.append((i, updates[i], messages[message_id]))
+            pairs.append((i, updates[i], messages[message_id], received[i]))
         elif updates[i].dispatch_uuid in items.pages:
-            message = items.message(updates[i])
+            message = items.message(updates[i], received_at=received[i])
             if message is None:
                 results[i] = Applied("unknown message: its address is not in the person's plan",
                                      items.pages[updates[i].dispatch_uuid].escalation_id)
             else:
-                pairs.append((i, updates[i], message))
+                pairs.append((i, updates[i], message, received[i]))
     items.save()
     for i, applied in _apply_locked(pairs, escalations, taken_uuids=set(by_uuid) | items.uuids, now=now):
         results[i] = applied
@@ -125,8 +132,7 @@ class _DispatchItems:
     by matching the status's channel and address. Read and made under the escalations' locks, so two statuses
     of one item cannot both make it."""
 
-    def __init__(self, page_ids: list[int], escalations: dict[int, Escalation], now: datetime) -> None:
-        self.now = now
+    def __init__(self, page_ids: list[int], escalations: dict[int, Escalation]) -> None:
         self.pages: dict[str, Page] = {}  # by dispatch_uuid
         self._channels: dict[int, dict[int, Message]] = {}
         self._by_uuid: dict[str, Message] = {}
@@ -148,7 +154,9 @@ class _DispatchItems:
     def uuids(self) -> set[str]:
         return set(self._by_uuid)
 
-    def message(self, update: StatusUpdate) -> Message | None:
+    def message(self, update: StatusUpdate, *, received_at: datetime) -> Message | None:
+        """The item's message; a new one is sent when its first status says (a Dispatch item is sent by
+        Vonage, after the previous item's expiry, so only its statuses tell us when)."""
         if update.message_uuid in self._by_uuid:
             return self._by_uuid[update.message_uuid]
         page = self.pages[update.dispatch_uuid]
@@ -162,10 +170,12 @@ class _DispatchItems:
         if not free:
             return taken[candidates[0]]
         channel = channels[free[0]]
+        sent_at = event_time(update.timestamp, received_at=received_at,
+                             not_before=page.dispatch_requested_at or page.started_at)
         message = Message(
             page=page, channel_index=free[0], channel_type=channel["type"], to_address=channel["address"],
             condition=channel["condition"], expiry_time=channel["expiry_time"], message_uuid=update.message_uuid,
-            created_at=self.now, sent_at=self.now, deadline=self.now + timedelta(seconds=int(channel["expiry_time"])),
+            created_at=sent_at, sent_at=sent_at, deadline=sent_at + timedelta(seconds=int(channel["expiry_time"])),
         )
         self._new.append(message)
         taken[message.channel_index] = message
@@ -178,7 +188,7 @@ class _DispatchItems:
             Message.objects.bulk_create(self._new)
 
 
-def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: dict[int, Escalation], *,
+def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message, datetime]], escalations: dict[int, Escalation], *,
                   taken_uuids: set[str], now: datetime) -> list[tuple[int, Applied]]:
     """Move each message up the ladder and say what follows, under its escalation's lock; then write it all.
 
@@ -186,8 +196,9 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
     """
     results, changed, events, acknowledge, poke = [], {}, [], [], set()
     acknowledged = {pk for pk, e in escalations.items() if e.state != EscalationState.ACTIVE}
-    for i, update, message in pairs:
+    for i, update, message, received_at in pairs:
         page, escalation = message.page, escalations[message.page.escalation_id]
+        at = event_time(update.timestamp, received_at=received_at, not_before=message.sent_at or message.created_at)
         if message.message_uuid is None and update.message_uuid and update.message_uuid not in taken_uuids:
             _learn_uuid(message, update.message_uuid)
             taken_uuids.add(update.message_uuid)
@@ -198,7 +209,7 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
             continue
         fields = {"status": update.status, "status_rank": rank}
         if update.status in STATUS_TIME_FIELD:
-            fields[STATUS_TIME_FIELD[update.status]] = now
+            fields[STATUS_TIME_FIELD[update.status]] = at
         if update.error:
             fields["error"] = update.error[:1000]
         for field, value in fields.items():
@@ -207,13 +218,13 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
         label = ChannelType(message.channel_type).label
         text = f"{page.person_name}'s {label} {message.to_address}: {update.status}"
         events.append(new_event(escalation, update.status, text + (f" ({update.error})" if update.error else ""),
-                                at=now, page=page, message=message))
+                                at=at, page=page, message=message))
         if escalation.pk in acknowledged:
             state = escalation.state if escalation.state != EscalationState.ACTIVE else EscalationState.ACKNOWLEDGED
             applied = Applied(f"status {update.status} (escalation already {state})", escalation.pk, message.pk)
         elif meets_condition(update.status, message.condition):
             acknowledged.add(escalation.pk)
-            acknowledge.append((escalation, page, f"{update.status} on {label} {message.to_address}"))
+            acknowledge.append((escalation, page, f"{update.status} on {label} {message.to_address}", at))
             applied = Applied(f"status {update.status}: acknowledged", escalation.pk, message.pk)
         else:
             if update.status in FAILED_STATUSES and page.state == PageState.ACTIVE:
@@ -224,9 +235,9 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
     save_changes(Message, changed.values())
     if events:
         Event.objects.bulk_create(events)
-    for escalation, page, how in acknowledge:
+    for escalation, page, how, at in acknowledge:
         escalation_acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name, how=how,
-                               now=now)
+                               now=at)
     if poke - acknowledged:
         Escalation.objects.filter(pk__in=poke - acknowledged).update(next_action_at=now)
     return results
@@ -246,54 +257,52 @@ def _learn_uuid(message: Message, message_uuid: str) -> None:
         pass
 
 
-def apply_final_report(report: FinalReport, *, now: datetime) -> Applied:
+def apply_final_report(report: FinalReport, *, now: datetime, received_at: datetime | None = None) -> Applied:
     page = Page.objects.filter(dispatch_uuid=report.dispatch_uuid).order_by("pk").first()
     if page is None:
         return Applied(UNKNOWN_WORKFLOW)
+    received_at = received_at or now
+    at = event_time(report.timestamp, received_at=received_at, not_before=page.dispatch_requested_at or page.started_at)
     with transaction.atomic(savepoint=False):
         escalation = Escalation.objects.select_for_update().get(pk=page.escalation_id)
         if not Page.objects.filter(pk=page.pk, dispatch_final_status="").update(dispatch_final_status=report.status):
             return Applied("duplicate final report", escalation.pk)
         record_event(escalation, EventKind.NOTE, f"Dispatch final report for {page.person_name}: {report.status}.",
-                     at=now, page=page)
+                     at=at, page=page)
         if report.status == "error" and escalation.state == EscalationState.ACTIVE and page.state == PageState.ACTIVE:
             Escalation.objects.filter(pk=escalation.pk).update(next_action_at=now)
     # The report lists each item's last status; it may arrive before the per-message webhooks.
     for item in report.messages:
         if item.status in STATUS_RANK and Message.objects.filter(message_uuid=item.message_uuid).exists():
             apply_status(StatusUpdate(message_uuid=item.message_uuid, status=item.status, timestamp=report.timestamp,
-                                      to_address="", channel_type=item.channel_type), now=now)
+                                      to_address="", channel_type=item.channel_type), now=now, received_at=received_at)
     return Applied(f"final report {report.status}", escalation.pk)
 
 
-def apply_inbound(reply: InboundReply, *, now: datetime) -> Applied:
-    """A reply from a person paged by an active escalation acknowledges it."""
-    people = Channel.objects.filter(type=reply.channel_type, address=reply.from_address).values("person_id")
-    pages = (
-        Page.objects.filter(escalation__state=EscalationState.ACTIVE)
-        .filter(Q(person_id__in=people)
-                | Q(messages__to_address=reply.from_address, messages__channel_type=reply.channel_type))
-        .select_related("escalation").order_by("escalation_id", "-round").distinct()
-    )
-    label = ChannelType(reply.channel_type).label if reply.channel_type in ChannelType.values else reply.channel_type
-    acknowledged = []
-    for page in pages:
-        if page.escalation_id in acknowledged:
-            continue
-        quote = reply.text[:80]
-        with transaction.atomic():
-            # Escalations are locked in id order (the query's order), so two replies cannot deadlock.
-            Escalation.objects.select_for_update().filter(pk=page.escalation_id).first()
-            record_event(page.escalation, EventKind.REPLIED,
-                         f"{page.person_name} replied on {label} {reply.from_address}: \u201c{quote}\u201d",
-                         at=now, page=page)
-            if escalation_acknowledge(escalation=page.escalation, person_index=page.index,
-                                      by_name=page.person_name, how=f"replied on {label} {reply.from_address}",
-                                      now=now):
-                acknowledged.append(page.escalation_id)
-    if not acknowledged:
+def apply_inbound(reply: InboundReply, *, now: datetime, received_at: datetime | None = None) -> Applied:
+    """A reply acknowledges the one escalation it answers (`answered_page`), if that is still active."""
+    received_at = received_at or now
+    answered = answered_page(channel_type=reply.channel_type, address=reply.from_address, text=reply.text,
+                             received_at=received_at)
+    if answered is None:
         return Applied("reply kept: no active escalation paged this sender")
-    return Applied("reply: acknowledged " + ", ".join(f"#{i}" for i in acknowledged), acknowledged[0])
+    page, escalation = answered.page, answered.page.escalation
+    if escalation.ended_at is not None and escalation.ended_at < received_at:
+        return Applied(f"reply kept: it answers #{escalation.pk}, which had ended before it arrived", escalation.pk)
+    label = ChannelType(reply.channel_type).label if reply.channel_type in ChannelType.values else reply.channel_type
+    at = event_time(reply.timestamp, received_at=received_at, not_before=answered.not_before)
+    text = f"{page.person_name} replied on {label} {reply.from_address}: \u201c{reply.text[:80]}\u201d"
+    with transaction.atomic():
+        Escalation.objects.select_for_update().filter(pk=escalation.pk).first()
+        record_event(escalation, EventKind.REPLIED, text + (f" ({answered.note})." if answered.note else ""),
+                     at=at, page=page)
+        acknowledged = escalation_acknowledge(escalation=escalation, person_index=page.index,
+                                              by_name=page.person_name, how=f"replied on {label} {reply.from_address}",
+                                              now=at)
+    note = f" ({answered.note})" if answered.note else ""
+    if acknowledged:
+        return Applied(f"reply: acknowledged #{escalation.pk}{note}", escalation.pk)
+    return Applied(f"reply to #{escalation.pk}, which had already ended{note}", escalation.pk)
 
 
 def replay_unmatched_dispatch(dispatch_uuid: str, *, now: datetime) -> int:
@@ -306,8 +315,10 @@ def replay_unmatched_dispatch(dispatch_uuid: str, *, now: datetime) -> int:
     count = 0
     for event in applied_unmatched([dispatch_uuid]).order_by("id"):
         webhook = parse_webhook(event.body, kind_hint="status")
-        applied = apply_final_report(webhook, now=now) if isinstance(webhook, FinalReport) else apply_status(
-            webhook, now=now)
+        if isinstance(webhook, FinalReport):
+            applied = apply_final_report(webhook, now=now, received_at=event.received_at)
+        else:
+            applied = apply_status(webhook, now=now, received_at=event.received_at)
         WebhookEvent.objects.filter(pk=event.pk).update(
             result=f"{applied.result} (applied late)"[:300], escalation_id=applied.escalation_id,
             message_id=applied.message_id)

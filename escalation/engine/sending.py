@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.engine.batch import Batch, workflows_applied_unmatched
-from escalation.engine.plan import person_window_seconds, personal_text, plan_person
+from escalation.engine.plan import person_window_seconds, personal_text, plan_person, reply_number_fits
 from escalation.engine.step import Send, pass_over, send_lease
 from escalation.models import (
     ChannelType,
@@ -59,14 +59,15 @@ def perform(sends: list[Send], clock: Callable[[], datetime], pool: SendPool | N
     but not recorded, which are repeated once after their lease (more would repeat more pages).
     """
     # A last look before the side effect: an acknowledgement committed since the claim wins.
-    active = set(Escalation.objects.filter(pk__in={s.escalation.pk for s in sends}, state=EscalationState.ACTIVE)
-                 .order_by().values_list("pk", flat=True))
+    paging = _active_paging(sends)
+    active = {escalation_id for escalations in paging.values() for escalation_id in escalations}
     _release([s for s in sends if s.escalation.pk not in active])
     sends = [s for s in sends if s.escalation.pk in active]
+    numbers = [_reply_number(send, paging) for send in sends]
     width = pool.width if pool is not None else 1
     again = set()
     for start in range(0, len(sends), width):
-        group = sends[start:start + width]
+        group, group_numbers = sends[start:start + width], numbers[start:start + width]
         # A claim must outlast its request. In a pass slowed down by a slow provider, one whose lease would
         # run out first is given back and decided again at once, instead of being sent while another worker
         # may take it over. (With a lease too short for any request, a misconfiguration that check E005
@@ -76,8 +77,10 @@ def perform(sends: list[Send], clock: Callable[[], datetime], pool: SendPool | N
         if late:
             _give_back(late, now)
             again |= {s.escalation.pk for s in late}
+            group_numbers = [n for s, n in zip(group, group_numbers, strict=True) if s not in late]
             group = [s for s in group if s not in late]
-        answers = list(pool.map(_request, group) if pool is not None else map(_request, group))
+        answers = list(pool.map(_request, group, group_numbers) if pool is not None
+                       else map(_request, group, group_numbers))
         again |= _record(list(zip(group, answers, strict=True)), clock())
     return again
 
@@ -121,16 +124,39 @@ def _release(sends: list[Send]) -> None:
         Page.objects.filter(pk__in=pages).update(claimed_until=None)
 
 
-def _request(send: Send) -> str | VonageError:
+def _active_paging(sends: list[Send]) -> dict[int | None, set[int]]:
+    """The active escalations among the sends', and those paging the same people, by person (one query)."""
+    people = {s.page.person_id for s in sends} - {None}
+    pages = Page.objects.filter(Q(escalation_id__in={s.escalation.pk for s in sends}) | Q(person_id__in=people),
+                                escalation__state=EscalationState.ACTIVE)
+    paging: dict[int | None, set[int]] = {}
+    for person_id, escalation_id in pages.order_by().values_list("person_id", "escalation_id").distinct():
+        paging.setdefault(person_id, set()).add(escalation_id)
+    return paging
+
+
+def _reply_number(send: Send, paging: dict[int | None, set[int]]) -> int | None:
+    """The escalation's id if its person is paged by another active escalation too: the page then says
+    "reply N to acknowledge #N" (a plain reply answers only the latest page: engine/replies.py)."""
+    escalation, page = send.escalation, send.page
+    if page.person_id is None or not paging.get(page.person_id, set()) - {escalation.pk}:
+        return None
+    channels = plan_person(escalation, page.index)["channels"]
+    types = [channels[send.message.channel_index]["type"]] if send.message else [c["type"] for c in channels]
+    return escalation.pk if reply_number_fits(page.person_name, escalation.message, escalation.pk, types) else None
+
+
+def _request(send: Send, reply_number: int | None) -> str | VonageError:
     """The one request of a send: Vonage's uuid for it, or why it failed. Touches no database."""
     escalation, page = send.escalation, send.page
     person = plan_person(escalation, page.index)
     try:
         if send.message is None:
             return get_client().dispatch_failover(person_name=person["name"], channels=person["channels"],
-                                                  text=escalation.message)
+                                                  text=escalation.message, reply_number=reply_number)
         return get_client().send_message(channel=person["channels"][send.message.channel_index],
-                                         text=personal_text(page.person_name, escalation.message),
+                                         text=personal_text(page.person_name, escalation.message,
+                                                            reply_number=reply_number),
                                          client_ref=send.message.client_ref)
     except VonageError as error:
         return error

@@ -183,6 +183,10 @@ class Message(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["page", "channel_index"], name="one_message_per_channel_step"),
         ]
+        indexes = [
+            # A reply answers the latest message sent to its address on its channel (engine/replies.py).
+            models.Index(fields=["to_address", "channel_type", "sent_at"], name="message_by_address"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel_type} {self.to_address}: {self.status}"

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from escalation.engine.events import record_event
-from escalation.engine.plan import person_window_seconds, personal_text, text_limit
+from escalation.engine.plan import page_text_length, person_window_seconds, text_limit
 from escalation.engine.wakeup import notify_workers
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
@@ -51,14 +51,14 @@ def _build_plan(roster: Roster, message: str) -> dict:
                 f"{person.name} has {len(channels)} channel(s); at least {MIN_CHANNELS_PER_PERSON} are needed."
             )
             continue
-        text = personal_text(person.name, message)
+        length = page_text_length(person.name, message)
         for number, channel in enumerate(channels, start=1):
             label = ChannelType(channel.type).label
             if channel.type not in senders:
                 problems.append(f"No sender is configured for {label} (needed for {person.name}'s channel {number}).")
-            if len(text) > text_limit(channel.type):
+            if length > text_limit(channel.type):
                 problems.append(
-                    f"The message is {len(text)} characters for {person.name}'s {label} (channel {number}); "
+                    f"The message is {length} characters for {person.name}'s {label} (channel {number}); "
                     f"{label} allows {text_limit(channel.type)}."
                 )
         people.append({

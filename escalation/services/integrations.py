@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from escalation.engine.events import record_event
-from escalation.engine.plan import personal_text, text_limit
+from escalation.engine.plan import page_text_length, personal_text, text_limit
 from escalation.integrations.parse import FIRING, Alert
 from escalation.models import (
     STATUS_RANK,
@@ -96,11 +96,12 @@ def alert_link(integration: Integration, dedup_key: str) -> str:
 
 
 def text_budget(roster: Roster) -> int:
-    """The longest message every channel on the roster can carry, after the recipient's name is added."""
+    """The longest message every channel on the roster can carry, after the recipient's name (and room for the
+    "reply N" line) is added."""
     channels = Channel.objects.filter(
         person__memberships__roster=roster, person__is_active=True
     ).select_related("person")
-    budgets = [text_limit(c.type) - len(personal_text(c.person.name, "")) for c in channels]
+    budgets = [text_limit(c.type) - page_text_length(c.person.name, "") for c in channels]
     return min(budgets, default=min(TEXT_LIMITS.values()))
 
 

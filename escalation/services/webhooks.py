@@ -145,7 +145,8 @@ def _apply_batch(event_ids: list[int], *, now: datetime) -> tuple[list[int], int
                 statuses.append((event, webhook))
             else:
                 reports.append((event, webhook))
-        outcomes = apply_statuses([webhook for _, webhook in statuses], now=now)
+        outcomes = apply_statuses([webhook for _, webhook in statuses], now=now,
+                                  received=[event.received_at for event, _ in statuses])
         unmatched = []
         for (event, webhook), applied in zip(statuses, outcomes, strict=True):
             if applied is not None:
@@ -204,7 +205,7 @@ def webhook_apply(event_id: int, *, now: datetime) -> Applied | None:
         except PayloadError as e:  # stored by an older parser that was more lenient
             applied = Applied(result=f"{NOT_APPLIED}: {e}")
         else:
-            applied = _apply(webhook, now=now)
+            applied = _apply(webhook, now=now, received_at=event.received_at)
         _record(event, applied, now=now)
     return applied
 
@@ -275,9 +276,11 @@ def _applied(event: WebhookEvent, applied: Applied, *, now: datetime) -> Webhook
     return event
 
 
-def _apply(webhook: Webhook, *, now: datetime) -> Applied:
+def _apply(webhook: Webhook, *, now: datetime, received_at: datetime) -> Applied:
+    """Apply one webhook that reached us at `received_at`: what it records happened then (or at Vonage's own
+    plausible timestamp), not `now`, when a worker got round to it."""
     if isinstance(webhook, StatusUpdate):
-        applied = apply_status(webhook, now=now)
+        applied = apply_status(webhook, now=now, received_at=received_at)
         if applied.result == UNKNOWN_MESSAGE:
             # Not an escalation's message: maybe a channel test's (rare, so looked for only now).
             result = _apply_to_channel_test(webhook, now=now)
@@ -285,9 +288,9 @@ def _apply(webhook: Webhook, *, now: datetime) -> Applied:
                 return Applied(result=result, escalation_id=None, message_id=None)
         return applied
     if isinstance(webhook, FinalReport):
-        return apply_final_report(webhook, now=now)
+        return apply_final_report(webhook, now=now, received_at=received_at)
     assert isinstance(webhook, InboundReply)
-    return apply_inbound(webhook, now=now)
+    return apply_inbound(webhook, now=now, received_at=received_at)
 
 
 def _apply_to_channel_test(update: StatusUpdate, *, now: datetime) -> str | None:

@@ -15,17 +15,19 @@ DISPATCH_FIELDS: dict[str, tuple[str, str]] = {
 }
 
 
-def dispatch_text(*, person_name: str, text: str) -> str:
+def dispatch_text(*, person_name: str, text: str, reply_number: int | None = None) -> str:
     """The text each Dispatch item carries.
 
     The tutorial (case-2) sends the bare message; its case-3 `build_user_workflow`, which adds the
     per-channel expiry and condition we use, prefixes the person's name as "[name]: message". We follow
     case-3, so a message forwarded or read on a shared device still says whom it was meant for.
+    With `reply_number`, a last line tells a person paged by several incidents how to acknowledge this one.
     """
-    return f"[{person_name}]: {text}"
+    hint = f"\nReply {reply_number} to acknowledge #{reply_number}." if reply_number is not None else ""
+    return f"[{person_name}]: {text}{hint}"
 
 
-def failover_workflow(*, person_name: str, channels: list[dict], text: str) -> dict:
+def failover_workflow(*, person_name: str, channels: list[dict], text: str, reply_number: int | None = None) -> dict:
     """The Dispatch `failover` workflow for one person: one item per channel, in order.
 
     Every item but the last carries `failover` (Dispatch moves to the next item when the condition is not
@@ -33,7 +35,7 @@ def failover_workflow(*, person_name: str, channels: list[dict], text: str) -> d
     """
     if not channels:
         raise ValueError(f"{person_name} has no channels to page")
-    content = {"type": "text", "text": dispatch_text(person_name=person_name, text=text)}
+    content = {"type": "text", "text": dispatch_text(person_name=person_name, text=text, reply_number=reply_number)}
     workflow = []
     for position, channel in enumerate(channels):
         kind = channel["type"]

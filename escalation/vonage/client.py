@@ -13,10 +13,11 @@ class VonageClient:
     def __init__(self) -> None:
         self.http = VonageHttp()
 
-    def dispatch_failover(self, *, person_name: str, channels: list[dict], text: str) -> str:
+    def dispatch_failover(self, *, person_name: str, channels: list[dict], text: str,
+                          reply_number: int | None = None) -> str:
         """Start one Dispatch failover workflow for one person; return its dispatch_uuid."""
         answer = self.http.post("/v0.1/dispatch", failover_workflow(person_name=person_name, channels=channels,
-                                                                    text=text))
+                                                                    text=text, reply_number=reply_number))
         return answer_uuid(answer, "dispatch_uuid")
 
     def send_message(self, *, channel: dict, text: str, client_ref: str) -> str:
