@@ -1,0 +1,116 @@
+"""What /metrics reports from the database, read when Prometheus scrapes.
+
+Everything here is already recorded by the engine (escalations, messages, stored webhooks, timers), so it is
+read, not counted: every web process and every worker report the same exact figures whichever of them is
+scraped, and the engine counts nothing. Counters are counts of facts that are written once and never undone
+(a message's `sent_at`, a webhook's `applied_at`), so they only grow. Seven aggregate queries per scrape:
+the timers and pending webhooks through their partial indexes, the rest one pass over their table each.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Case, CharField, Count, DurationField, ExpressionWrapper, F, Min, Q, Sum, Value, When
+
+from escalation.models import Escalation, EscalationState, EventKind, Message, WebhookEvent
+
+# Seconds. Acknowledgements are human: from seconds to an hour. The first page is the worker's own latency
+# (fire -> Vonage accepted the first request). Webhooks are applied within a pass of the worker.
+ACKNOWLEDGE_BUCKETS = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+FIRST_PAGE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+APPLY_LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+# Who fired an escalation, from what the fire recorded: integrations set `integration`, the `escalate`
+# command signs as "command line", and everything else is a person in the admin.
+CLI_FIRED_BY = "command line"
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Cumulative counts per upper bound (the last is +Inf, the total count) and the sum of the values."""
+
+    buckets: list[tuple[float, int]]
+    sum_seconds: float
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """How many items are waiting and how long the oldest has waited (0 when none)."""
+
+    count: int
+    oldest_seconds: float
+
+
+def escalation_counts() -> dict[tuple[str, str], int]:
+    """Escalations per (state, source)."""
+    source = Case(
+        When(integration__isnull=False, then=Value("integration")),
+        When(fired_by_name=CLI_FIRED_BY, then=Value("cli")),
+        default=Value("admin"), output_field=CharField(),
+    )
+    rows = (Escalation.objects.order_by().annotate(source=source).values("state", "source")
+            .annotate(n=Count("pk")).values_list("state", "source", "n"))
+    return {(state, source): n for state, source, n in rows}
+
+
+def time_to_acknowledge() -> Histogram:
+    """From fire to acknowledgement, over every acknowledged escalation."""
+    return _histogram(Escalation.objects.filter(state=EscalationState.ACKNOWLEDGED), "created_at", "ended_at",
+                      ACKNOWLEDGE_BUCKETS)
+
+
+def time_to_first_page() -> Histogram:
+    """From fire to Vonage accepting the first request (its first `sent` event), over every escalation that
+    got that far."""
+    first_sends = (Escalation.objects.filter(events__kind=EventKind.SENT).values("pk", "created_at")
+                   .annotate(first_sent=Min("events__at")))
+    return _histogram(first_sends, "created_at", "first_sent", FIRST_PAGE_BUCKETS)
+
+
+def message_counts() -> list[dict]:
+    """Per (api, channel): how many messages Vonage accepted, were delivered, read, or failed."""
+    return list(Message.objects.order_by().values(api=F("page__escalation__api"), channel=F("channel_type"))
+                .annotate(accepted=Count("sent_at"), delivered=Count("delivered_at"), read=Count("read_at"),
+                          failed=Count("failed_at")))
+
+
+def webhook_counts() -> list[dict]:
+    """Per kind: webhook events stored and applied."""
+    return list(WebhookEvent.objects.order_by().values("kind")
+                .annotate(received=Count("pk"), applied=Count("applied_at")))
+
+
+def webhook_apply_lag() -> Histogram:
+    """From a webhook reaching us to a worker applying it, over every applied event."""
+    return _histogram(WebhookEvent.objects.filter(applied_at__isnull=False), "received_at", "applied_at",
+                      APPLY_LAG_BUCKETS)
+
+
+def webhooks_pending(now: datetime) -> Backlog:
+    """Stored webhooks no worker has applied yet (the `webhook_pending` partial index)."""
+    found = WebhookEvent.objects.filter(applied_at=None).aggregate(n=Count("pk"), oldest=Min("received_at"))
+    return _backlog(found, now)
+
+
+def timers_overdue(now: datetime) -> Backlog:
+    """Active escalations whose timer has passed and that no worker has claimed (the `escalation_due` index):
+    with a worker running these are gone within a pass."""
+    found = (Escalation.objects.filter(state=EscalationState.ACTIVE, next_action_at__lt=now)
+             .aggregate(n=Count("pk"), oldest=Min("next_action_at")))
+    return _backlog(found, now)
+
+
+def _backlog(found: dict, now: datetime) -> Backlog:
+    oldest = found["oldest"]
+    return Backlog(found["n"], max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
+
+
+def _histogram(rows, start: str, end: str, bounds: tuple[float, ...]) -> Histogram:
+    """One aggregate query: a filtered count per bucket, the total and the sum of `end - start`."""
+    within = {f"le_{i}": Count("pk", filter=Q(**{f"{end}__lte": F(start) + timedelta(seconds=bound)}))
+              for i, bound in enumerate(bounds)}
+    elapsed = ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+    found = rows.order_by().aggregate(**within, total=Count("pk"), elapsed=Sum(elapsed))
+    buckets = [(bound, found[f"le_{i}"]) for i, bound in enumerate(bounds)]
+    buckets.append((float("inf"), found["total"]))
+    return Histogram(buckets, found["elapsed"].total_seconds() if found["elapsed"] else 0.0)
