@@ -5,7 +5,7 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from escalation.ops.exposition import exposition
 
@@ -18,7 +18,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
                                 content_type="text/plain; charset=utf-8")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    response = HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+    # Our names are all classic ones, so the text is the 0.0.4 format every Prometheus version reads (the
+    # library's newer 1.0.0 label only matters for UTF-8 names).
+    response = HttpResponse(exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
     response["Cache-Control"] = "no-store"
     return response
 
