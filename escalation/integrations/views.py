@@ -7,6 +7,7 @@ Alertmanager retries 5xx but not 4xx, so every answer about the request itself i
 """
 
 import json
+import logging
 
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -18,6 +19,8 @@ from escalation.ops.recorded import alerts_received
 from escalation.ratelimit import rate_limited
 from escalation.services.escalations import FireRefused
 from escalation.services.integrations import integration_find, integration_receive
+
+log = logging.getLogger(__name__)
 
 # Alertmanager sends a whole alert group in one body (capped by its `max_alerts`); a few hundred alerts with
 # labels and annotations fit comfortably, anything larger is not an alert.
@@ -63,4 +66,7 @@ def receive(request: HttpRequest, token: str) -> JsonResponse:
     except FireRefused as e:
         return _problem(integration, 422, "The roster cannot be paged: " + " ".join(e.messages))
     alerts_received(integration.name, [r.result for r in results])
+    for result in results:
+        log.info("alert %s from integration %s: %s", result.dedup_key, integration.name, result.result,
+                 extra={"integration_id": integration.pk, "escalation_id": result.escalation_id})
     return JsonResponse({"results": [r.as_dict() for r in results]})
