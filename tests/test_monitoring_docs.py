@@ -49,3 +49,15 @@ def test_it_uses_only_metrics_that_are_exposed(settings):
     used = set(re.findall(r"\boncall_\w+", " ".join(expressions) + RULES.read_text()))
     assert used and used <= exposed, used - exposed
     assert all(panel["datasource"]["uid"] == "${datasource}" for panel in dashboard["panels"])
+
+
+@needs_promtool
+def test_it_shows_a_prometheus_configuration_promtool_accepts(tmp_path):
+    readme = (DOCS.parent.parent / "README.md").read_text()
+    config = re.search(r"```yaml\n(# prometheus.yml\n.*?)```", readme, re.S).group(1)
+    (tmp_path / "prometheus.yml").write_text(config.replace("/etc/prometheus/oncall-metrics-token", "token"))
+    (tmp_path / "token").write_text("metrics-token-0123456789abcdef\n")
+    shutil.copy(RULES, tmp_path / "oncall-alert-rules.yml")
+    checked = subprocess.run([shutil.which("promtool"), "check", "config", "prometheus.yml"], capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
