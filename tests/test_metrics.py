@@ -107,6 +107,7 @@ EXPECTED_FAMILIES = {
     "oncall_webhooks_pending_oldest_seconds", "oncall_timers_overdue", "oncall_timers_overdue_oldest_seconds",
     "oncall_vonage_request_duration_seconds", "oncall_vonage_request_errors", "oncall_worker_passes",
     "oncall_worker_pass_duration_seconds", "oncall_webhooks_refused", "oncall_alerts_received",
+    "oncall_metrics_database_ok",
 }
 
 
@@ -238,6 +239,28 @@ def test_it_counts_refused_webhooks_and_alerts_by_outcome(open_metrics, client):
               for outcome in ("fired", "noted", "cancelled", "refused_400")}
     assert alerts == {"fired": 1, "noted": 1, "cancelled": 1, "refused_400": 1}
     assert value(after, "oncall_escalations_fired_total", source="integration") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_still_answers_without_the_database_and_says_so(open_metrics, monkeypatch):
+    from django.db import connections
+
+    from escalation.vonage.metrics import request_observed
+
+    request_observed("/v1/messages", 202, 0.0)
+    database = connections["default"]
+
+    def refuse(*args, **kwargs):
+        raise database.Database.OperationalError("connection refused")
+
+    monkeypatch.setattr(database, "connection", None)
+    monkeypatch.setattr(database, "get_new_connection", refuse)
+    found = samples(scrape())
+    monkeypatch.undo()
+    assert value(found, "oncall_metrics_database_ok") == 0
+    assert ("oncall_escalations", ("state", "active")) not in found  # no made-up zeros
+    assert value(found, "oncall_vonage_request_duration_seconds_count", path="/v1/messages", status="202") >= 1
+    assert value(samples(scrape()), "oncall_metrics_database_ok") == 1
 
 
 def _status_body() -> dict:

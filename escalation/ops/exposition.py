@@ -7,9 +7,11 @@ multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set, so gunicorn's workers an
 the host add up in one exposition.
 """
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 
+from django.db import DatabaseError
 from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -18,14 +20,27 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from escalation.models import EscalationState
 from escalation.services import metrics
 
+log = logging.getLogger(__name__)
+
 SOURCES = ("admin", "cli", "integration")
 MESSAGE_OUTCOMES = ("accepted", "delivered", "read", "failed")
 
 
 class DatabaseCollector:
-    """The figures the database holds, read when collected."""
+    """The figures the database holds, read when collected; without a database, only a 0 saying so (the
+    in-process metrics, such as the worker's passes, are still worth scraping then)."""
 
     def collect(self) -> Iterator[Metric]:
+        try:
+            families = list(self._families())
+        except DatabaseError as e:
+            log.warning("/metrics without the database's figures: %s", e)
+            families = []
+        yield GaugeMetricFamily("oncall_metrics_database_ok", "1 when this scrape could read the database's "
+                                "figures, 0 when the database did not answer.", value=1 if families else 0)
+        yield from families
+
+    def _families(self) -> Iterator[Metric]:
         now = timezone.now()
         counts = metrics.escalation_counts()
         by_state = GaugeMetricFamily("oncall_escalations", "Escalations by state.", labels=["state"])
