@@ -120,6 +120,19 @@ def test_it_exposes_every_metric_in_a_format_prometheus_client_parses(open_metri
     assert all(families[name].documentation for name in EXPECTED_FAMILIES)
 
 
+def test_it_reads_the_database_in_eight_queries_however_much_history_there_is(open_metrics, settings,
+                                                                             django_assert_num_queries):
+    from escalation.services.escalations import escalation_fire
+
+    with django_assert_num_queries(8):
+        scrape()
+    roster = make_roster(TONY)
+    for n in range(5):
+        escalation_fire(roster=roster, message=f"alert {n}")
+    with django_assert_num_queries(8):
+        scrape()
+
+
 @needs_promtool
 def test_it_passes_promtools_own_check(open_metrics, emulator, settings):
     _one_acknowledged_escalation_and_some_of_everything(emulator, settings)
