@@ -14,19 +14,22 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from bench.common import Result, StatementCounter, bench_plan, bulk_escalations, log, median, truncate_run_tables
-from bench.harness import ROOT, Stack
+from bench.harness import ROOT, Stack, cpu_seconds
 
 HISTORY = 10_000
 WEBHOOKS_PER_MESSAGE = 3
 ROUNDS = 2
 SECONDS = 5.0
-CONCURRENCY = 8
+# Clients at once: a busy load balancer's probes beside webhooks, but Prometheus scrapes one at a time.
+CONCURRENCY = {"bare": 8, "healthz": 8, "readyz": 8, "metrics": 1}
 KINDS = ("bare", "healthz", "readyz", "metrics")
 SECTION_BEGIN, SECTION_END = "<!-- probes:begin -->", "<!-- probes:end -->"
 OUT = ROOT / "var" / "bench"
@@ -81,6 +84,12 @@ def request_files(folder: Path) -> dict[str, Path]:
     return files
 
 
+def load(url: str, requests: Path, *, offset: int, seconds: float, concurrency: int) -> dict:
+    command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--requests", str(requests), "--offset",
+               str(offset), "--duration", str(seconds), "--concurrency", str(concurrency)]
+    return json.loads(subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+
+
 def in_process_cost(path: str, count: int) -> dict:
     """SQL statements and CPU of one request through the whole Django stack, in this process."""
     from django.test import Client
@@ -95,11 +104,30 @@ def in_process_cost(path: str, count: int) -> dict:
     return {"statements": statements.count / count, "cpu_ms": (time.process_time() - started) / count * 1000}
 
 
+def cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of gunicorn (both) and of the PostgreSQL backends serving this database only: the
+    server is shared with other jobs, whose backends must not count. The web processes keep their
+    connections (CONN_MAX_AGE), so the same backends are read before and after a round."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+                       "pg_backend_pid()")
+        backends = [pid for (pid,) in cursor.fetchall()]
+    webs = [pid for name in stack.webs for pid in [stack.webs[name].pid, *stack.web_worker_pids(name)]]
+    return {"web": cpu_seconds(webs), "backends": {pid: cpu_seconds([pid]) for pid in backends}}
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds between two readings; a backend that appeared meanwhile counts from its start."""
+    postgres = sum(used - before["backends"].get(pid, 0.0) for pid, used in after["backends"].items())
+    return {"web": after["web"] - before["web"], "postgres": postgres}
+
+
 def measure(stack: Stack, folder: Path) -> Result:
     from django.db import connection
 
     from bench.bare.views import CREATE_TABLE, TABLE
-    from bench.intake import load
 
     history = fill_history()
     with connection.cursor() as cursor:
@@ -112,12 +140,13 @@ def measure(stack: Stack, folder: Path) -> Result:
     runs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
     for round_ in range(ROUNDS + 1):  # the first round warms up
         for kind in KINDS[round_ % len(KINDS):] + KINDS[:round_ % len(KINDS)]:
-            before = stack.cpu_by_role()
-            stats = load(urls[kind], files[kind], offset=offsets[kind], seconds=SECONDS if round_ else 1.0)
-            after = stack.cpu_by_role()
+            before = cpu(stack)
+            stats = load(urls[kind], files[kind], offset=offsets[kind], seconds=SECONDS if round_ else 1.0,
+                         concurrency=CONCURRENCY[kind])
+            after = cpu(stack)
             offsets[kind] = stats["next_offset"]
-            stats["cpu_ms"] = {role: (after[role] - before[role]) * 1000 / max(stats["ok"], 1)
-                               for role in ("web", "postgres")}
+            stats["cpu_ms"] = {role: used * 1000 / max(stats["ok"], 1)
+                               for role, used in cpu_used(before, after).items()}
             if round_:
                 runs[kind].append(stats)
                 log(f"{kind}: {stats['rps']:.0f}/s p99 {stats['p99_ms']:.1f} ms, CPU per request web "
@@ -194,8 +223,10 @@ def section(probes: dict | None, intake_result: Result | None, current: str) -> 
             f"### Probes and /metrics\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
             f"`python -m bench.probes`: gunicorn (3 sync workers, multiprocess mode, the app's full middleware) "
             f"beside the bare insert view under the same gunicorn, alternating, {ROUNDS} rounds of {SECONDS:.0f} s "
-            f"each at {CONCURRENCY} concurrent clients, medians. The database holds {h['escalations']:,} ended "
-            f"escalations with {h['messages']:,} messages, {h['events']:,} events and {h['webhooks']:,} webhooks, "
+            f"each, medians; {CONCURRENCY['bare']} clients at once for the bare view and the probes, one for "
+            f"/metrics (Prometheus scrapes a target one request at a time). The database holds "
+            f"{h['escalations']:,} ended escalations with {h['messages']:,} messages, {h['events']:,} events and "
+            f"{h['webhooks']:,} webhooks, "
             f"which /metrics reads at every scrape. Errors: "
             f"{sum(f[k]['errors'] for k in KINDS)}.\n\n" + "\n".join(rows) + "\n")
     if intake_result is not None:

@@ -120,16 +120,16 @@ def test_it_exposes_every_metric_in_a_format_prometheus_client_parses(open_metri
     assert all(families[name].documentation for name in EXPECTED_FAMILIES)
 
 
-def test_it_reads_the_database_in_eight_queries_however_much_history_there_is(open_metrics, settings,
+def test_it_reads_the_database_in_seven_queries_however_much_history_there_is(open_metrics, settings,
                                                                              django_assert_num_queries):
     from escalation.services.escalations import escalation_fire
 
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         scrape()
     roster = make_roster(TONY)
     for n in range(5):
         escalation_fire(roster=roster, message=f"alert {n}")
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         scrape()
 
 
@@ -297,3 +297,39 @@ def _one_acknowledged_escalation_and_some_of_everything(emulator, settings) -> N
     run_due()
     request_observed("/v1/messages", "timeout", 0.0)
     Client().post("/webhooks/status", "not json", content_type="application/json")
+
+
+def test_it_buckets_durations_as_prometheus_does(open_metrics):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from escalation.models import Event, WebhookEvent
+
+    fired = timezone.now() - timedelta(hours=1)
+    for n, seconds in enumerate((10, 15, 40, 4000)):  # 15 s is inside the le="15.0" bucket
+        escalation = Escalation.objects.create(roster_name="r", message="m", api="messages", plan={}, state=
+                                               "acknowledged", created_at=fired, ended_at=fired + timedelta(
+                                                   seconds=seconds))
+        Event.objects.create(escalation=escalation, kind="sent", at=fired + timedelta(seconds=0.2 * (n + 1)), text="")
+        Event.objects.create(escalation=escalation, kind="sent", at=fired + timedelta(seconds=50), text="")
+    for n, lag in enumerate((0.03, 0.3, None)):
+        WebhookEvent.objects.create(received_at=fired, kind="status", dedup_key=f"k{n}", body={},
+                                    applied_at=fired + timedelta(seconds=lag) if lag is not None else None)
+    found = samples(scrape())
+
+    def buckets(name: str, *bounds: str) -> list[float]:
+        return [value(found, f"{name}_bucket", le=bound) for bound in bounds]
+
+    ack = "oncall_escalation_time_to_acknowledge_seconds"
+    assert buckets(ack, "15.0", "30.0", "60.0", "3600.0", "+Inf") == [2, 2, 3, 3, 4]
+    assert value(found, f"{ack}_sum") == pytest.approx(4065, abs=0.01)
+    first = "oncall_escalation_time_to_first_page_seconds"
+    assert buckets(first, "0.25", "0.5", "1.0", "+Inf") == [1, 2, 4, 4]
+    assert value(found, f"{first}_sum") == pytest.approx(2.0, abs=0.01)
+    lag = "oncall_webhook_apply_lag_seconds"
+    assert buckets(lag, "0.05", "0.25", "0.5", "+Inf") == [1, 1, 2, 2]
+    assert value(found, f"{lag}_count") == 2
+    assert value(found, "oncall_webhooks_received_total", kind="status") == 3
+    assert value(found, "oncall_webhooks_applied_total", kind="status") == 2
+    assert value(found, "oncall_webhooks_pending") == 1

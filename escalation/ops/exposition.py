@@ -63,17 +63,18 @@ class DatabaseCollector:
             for outcome in MESSAGE_OUTCOMES:
                 sent.add_metric([row["api"], row["channel"], outcome], row[outcome])
         yield sent
+        counts, lag = metrics.webhook_figures()
         received = CounterMetricFamily("oncall_webhooks_received", "Webhook events stored (each distinct event "
                                        "once; Vonage's retries are not counted again), by kind.", labels=["kind"])
         applied = CounterMetricFamily("oncall_webhooks_applied", "Webhook events a worker has applied, by kind.",
                                       labels=["kind"])
-        for row in metrics.webhook_counts():
+        for row in counts:
             received.add_metric([row["kind"]], row["received"])
             applied.add_metric([row["kind"]], row["applied"])
         yield received
         yield applied
         yield _histogram("oncall_webhook_apply_lag_seconds", "From a webhook reaching us to a worker applying it.",
-                         metrics.webhook_apply_lag())
+                         lag)
         pending = metrics.webhooks_pending(now)
         yield GaugeMetricFamily("oncall_webhooks_pending", "Webhook events stored but not applied yet.",
                                 value=pending.count)
