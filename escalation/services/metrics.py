@@ -117,20 +117,20 @@ def _histograms(rows_sql: str, params: list, bounds: tuple[float, ...], group: s
     rows. (Written out rather than built with the ORM: compiling a dozen filtered aggregates cost ~10 ms of
     CPU per histogram, more than running them.)"""
     if connection.vendor == "postgresql":
-        # Intervals compare as integers; seconds as `numeric` (EXTRACT's type) would cost 3x the scan.
-        within = [f"COUNT(*) FILTER (WHERE ended - started <= INTERVAL '{bound!r} seconds')" for bound in bounds]
-        total = "EXTRACT(EPOCH FROM SUM(ended - started))"
-        spans = rows_sql
+        # date_part is float8 (EXTRACT's numeric costs several times more); OFFSET 0 keeps PostgreSQL from
+        # pasting the subtraction into each bucket's filter.
+        seconds = "date_part('epoch', ended) - date_part('epoch', started)"
+        fence = " OFFSET 0"
     else:  # SQLite's stored datetimes, as Julian days
-        within = [f"COUNT(*) FILTER (WHERE seconds <= {bound!r})" for bound in bounds]
-        total = "SUM(seconds)"
-        spans = (f"SELECT *, (julianday(ended) - julianday(started)) * 86400.0 AS seconds "
-                 f"FROM ({rows_sql}) AS raw")
+        seconds = "(julianday(ended) - julianday(started)) * 86400.0"
+        fence = ""
+    spans = f"SELECT *, {seconds} AS seconds FROM ({rows_sql}) AS raw{fence}"
+    within = [f"COUNT(*) FILTER (WHERE seconds <= {bound!r})" for bound in bounds]
     # Without a group, one row even for an empty table.
     key, grouped = (group, f"GROUP BY {group}") if group else ("NULL", "")
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {key}, {', '.join(within)}, COUNT(ended), {total}, COUNT(*) FROM ({spans}) AS spans "
-                       f"{grouped}", params)
+        cursor.execute(f"SELECT {key}, {', '.join(within)}, COUNT(ended), SUM(seconds), COUNT(*) "
+                       f"FROM ({spans}) AS spans {grouped}", params)
         found = {}
         for name, *counts, ended, seconds, rows in cursor.fetchall():
             buckets = [*zip(bounds, counts, strict=True), (float("inf"), ended)]
