@@ -12,6 +12,7 @@ README says to run them in production.
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -130,6 +131,7 @@ def measure(stack: Stack, folder: Path) -> Result:
     from bench.bare.views import CREATE_TABLE, TABLE
 
     history = fill_history()
+    load_before = os.getloadavg()[0]
     with connection.cursor() as cursor:
         cursor.execute(CREATE_TABLE)
         cursor.execute(f"TRUNCATE {TABLE}")
@@ -168,6 +170,7 @@ def measure(stack: Stack, folder: Path) -> Result:
                       for kind in ("healthz", "readyz", "metrics")}
     return Result(7, "Probes and metrics", "", "", None,
                   details={"history": history, "concurrency": CONCURRENCY, "figures": figures,
+                           "load": f"{load_before:.1f} / {os.getloadavg()[0]:.1f}",
                            "in_process": in_process})
 
 
@@ -228,7 +231,8 @@ def section(probes: dict | None, intake_result: Result | None, current: str) -> 
             f"{h['escalations']:,} ended escalations with {h['messages']:,} messages, {h['events']:,} events and "
             f"{h['webhooks']:,} webhooks, "
             f"which /metrics reads at every scrape. Errors: "
-            f"{sum(f[k]['errors'] for k in KINDS)}.\n\n" + "\n".join(rows) + "\n")
+            f"{sum(f[k]['errors'] for k in KINDS)}.\n\n" + "\n".join(rows) + "\n\n"
+            + reading(f, probes.get("load", "?")) + "\n")
     if intake_result is not None:
         d = intake_result.details
         kept["### Webhook intake with metrics on"] = (
@@ -238,6 +242,19 @@ def section(probes: dict | None, intake_result: Result | None, current: str) -> 
             f"{d['scrape_p50_ms']:.0f} ms):\n\n{intake_result.figure}.\n")
     body = "\n".join(kept[k] for k in ("### Probes and /metrics", "### Webhook intake with metrics on") if k in kept)
     return f"{SECTION_BEGIN}\n{body}\n{SECTION_END}"
+
+
+def reading(f: dict, load: str) -> str:
+    """What the figures mean at the rates operators use (a probe a second, a scrape every 30 s)."""
+    def cpu(kind: str) -> float:
+        return f[kind]["web_cpu_ms"] + f[kind]["postgres_cpu_ms"]
+
+    return (f"Read: a probe costs {cpu('healthz'):.1f} ms (`/healthz`) or {cpu('readyz'):.1f} ms (`/readyz`) of CPU "
+            f"against {cpu('bare'):.1f} ms for the bare insert view, so one probe a second per process is "
+            f"{cpu('readyz') / 10:.2f}% of a core. A scrape costs {cpu('metrics'):.0f} ms of CPU at this history "
+            f"size (it grows with the tables it counts): scraped every 30 s, {cpu('metrics') / 300:.2f}% of a core. "
+            f"The machine is shared with other jobs (1-minute load average {load} before / after, on "
+            f"{os.cpu_count()} cores): latencies wait for a core, so the CPU figures are the ones to compare.")
 
 
 def write_section(text: str) -> None:
