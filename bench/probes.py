@@ -195,11 +195,13 @@ def intake_with_metrics(stack: Stack, folder: Path) -> Result:
 
     thread = threading.Thread(target=scrape, daemon=True)
     thread.start()
+    load_before = os.getloadavg()[0]
     try:
         result = intake.run(stack, folder)
     finally:
         stop.set()
         thread.join()
+    result.details["load"] = f"{load_before:.1f} / {os.getloadavg()[0]:.1f}"
     result.details["scrapes"] = len(scrapes)
     result.details["scrape_failures"] = sum(1 for s in scrapes if s < 0)
     result.details["scrape_p50_ms"] = median([s for s in scrapes if s >= 0] or [0.0])
@@ -239,7 +241,10 @@ def section(probes: dict | None, intake_result: Result | None, current: str) -> 
             f"### Webhook intake with metrics on\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
             f"`python -m bench.probes --intake`: benchmark 1 with multiprocess metrics on and /metrics scraped every "
             f"second meanwhile ({d['scrapes']} scrapes, {d['scrape_failures']} failed, p50 "
-            f"{d['scrape_p50_ms']:.0f} ms):\n\n{intake_result.figure}.\n")
+            f"{d['scrape_p50_ms']:.0f} ms), load average {d.get('load', '?')}:\n\n{intake_result.figure}.\n\n"
+            f"Compare with benchmark 1 in the table above (metrics off, an earlier run): both ratios are against the "
+            f"bare view in the same run, and the in-process CPU per webhook, ours against bare, is the comparison "
+            f"the machine's load disturbs least.\n")
     body = "\n".join(kept[k] for k in ("### Probes and /metrics", "### Webhook intake with metrics on") if k in kept)
     return f"{SECTION_BEGIN}\n{body}\n{SECTION_END}"
 
