@@ -3,12 +3,12 @@
     python -m bench.loadgen --url http://127.0.0.1:8000 --requests reqs.jsonl --offset 0 --duration 8 \
         --concurrency 16 --ok-file ok.txt
 
-Each line of the requests file is {"path", "authorization", "body"}; request i goes out at most once per
-run (the file is read from `--offset` onwards, never wrapped), so every accepted webhook is a distinct
-event that can be looked for in the database afterwards. Every request opens its own connection when the
-server closes it (gunicorn's sync workers do), and the connect time counts in the latency, as it does for
-Vonage. Prints one JSON object: sent, ok, errors, rps, latency percentiles, next_offset. The indexes of
-the accepted requests go to --ok-file, one per line.
+Each line of the requests file is {"path", "authorization", "body"} ("method" too, POST unless given);
+request i goes out at most once per run (the file is read from `--offset` onwards, never wrapped), so every
+accepted webhook is a distinct event that can be looked for in the database afterwards. Every request opens
+its own connection when the server closes it (gunicorn's sync workers do), and the connect time counts in
+the latency, as it does for Vonage. Prints one JSON object: sent, ok, errors, rps, latency percentiles,
+next_offset. The indexes of the accepted requests go to --ok-file, one per line.
 """
 
 import argparse
@@ -25,7 +25,8 @@ def build_requests(path: str, host: str) -> list[bytes]:
         for line in lines:
             item = json.loads(line)
             body = item["body"].encode()
-            head = (f"POST {item['path']} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            head = (f"{item.get('method', 'POST')} {item['path']} HTTP/1.1\r\nHost: {host}\r\n"
+                    f"Content-Type: application/json\r\n"
                     f"Content-Length: {len(body)}\r\nUser-Agent: bench-loadgen\r\n")
             if item.get("authorization"):
                 head += f"Authorization: {item['authorization']}\r\n"

@@ -119,6 +119,12 @@ def write_report(results: list[Result], elapsed: float) -> None:
         head = current[:current.index(begin)]
         start = head.rindex("## Reliability") if "## Reliability" in head else len(head)
         text += "\n" + current[start:current.index(end) + len(end)] + "\n"
+    # So does `python -m bench.probes` (the probes' and /metrics' cost).
+    begin, end = "<!-- probes:begin -->", "<!-- probes:end -->"
+    if begin in current and end in current:
+        head = current[:current.index(begin)]
+        start = head.rindex("## Probes and metrics") if "## Probes and metrics" in head else len(head)
+        text += "\n" + current[start:current.index(end) + len(end)] + "\n"
     path.write_text(text)
     log("BENCHMARKS.md written")
 

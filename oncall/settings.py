@@ -11,6 +11,8 @@ from pathlib import Path
 
 import environ
 
+from oncall import logs, operations
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -35,6 +37,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz, /readyz and /metrics are answered before sessions, CSRF, host checks or HTTPS redirects.
+    "escalation.ops.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -148,14 +152,16 @@ ESCALATION_CLAIM_LEASE_SECONDS = env.float("ESCALATION_CLAIM_LEASE_SECONDS", def
 # Demo mode links the admin to the emulator's phones page.
 DEMO_PHONES_URL = env.str("DEMO_PHONES_URL", default="")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
-}
+# --- Operations: logs, health probes, /metrics (README, Production) ---
+# LOG_FORMAT=json: one JSON object per line; text (the default) is for people. Secrets and phone numbers are
+# removed from every line either way (oncall/logs.py).
+LOG_FORMAT = operations.log_format(env.str("LOG_FORMAT", default="text"))
+LOGGING = logs.logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
+# /metrics: off (404, the default), open, or token (needs `Authorization: Bearer <METRICS_TOKEN>`).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ACCESS = operations.metrics_access(os.environ.get("METRICS_ACCESS"), METRICS_TOKEN)
+# /readyz answers 503 when the database does not answer within this many seconds.
+READINESS_TIMEOUT = operations.positive_seconds("READINESS_TIMEOUT", env.float("READINESS_TIMEOUT", default=2.0))
 # Sends one worker process makes at once (threads). SQLite serialises writers, so one is enough there.
 WORKER_THREADS = env.int(
     "WORKER_THREADS", default=1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 8

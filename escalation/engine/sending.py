@@ -21,6 +21,7 @@ from django.db.models import F, Q
 
 from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.engine.batch import Batch, workflows_applied_unmatched
+from escalation.engine.logged import log_sends
 from escalation.engine.plan import person_window_seconds, personal_text, plan_person, reply_number_fits
 from escalation.engine.step import Send, pass_over, send_lease
 from escalation.models import (
@@ -104,6 +105,7 @@ def _give_back(sends: list[Send], now: datetime) -> None:
 def _record(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set[int]:
     with transaction.atomic():
         again = _record_outcomes(answers, now)
+    log_sends(answers)
     # Webhooks of a workflow may have arrived before we knew its uuid; apply them now. What they change
     # (a failed last channel, an error report) is for a decision made at once.
     accepted = {answer: send for send, answer in answers

@@ -15,6 +15,7 @@ from escalation.engine.sending import SendPool, perform
 from escalation.engine.step import decide_due
 from escalation.engine.wakeup import Wakeup
 from escalation.models import Escalation, EscalationState
+from escalation.ops.recorded import worker_pass
 from escalation.services.webhooks import webhooks_apply, webhooks_pending
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ def run_forever(stop: threading.Event, *, threads: int | None = None) -> None:
     with SendPool(threads) as pool:
         while not stop.is_set():
             try:
-                advanced = run_due(limit=threads * 25, pool=pool if threads > 1 else None)
+                with worker_pass():
+                    advanced = run_due(limit=threads * 25, pool=pool if threads > 1 else None)
                 idle = 0.0 if advanced else idle_wait(timezone.now(), settings.WORKER_POLL_INTERVAL)
             except Exception:
                 # A lost database connection (e.g. PostgreSQL restarting) must not end the worker.

@@ -14,6 +14,7 @@ from requests.adapters import HTTPAdapter
 
 from escalation.vonage.auth import application_token
 from escalation.vonage.errors import VonageError, error_from_response
+from escalation.vonage.metrics import request_observed
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +58,14 @@ class VonageHttp:
         except _CONFIGURATION_ERRORS as e:
             raise VonageError("Bad Vonage URL", permanent=True, detail=f"{url}: {e}") from e
         except requests.Timeout as e:
+            request_observed(path, "timeout", started)
             # Vonage may have accepted a request whose answer timed out; a retry can then page twice,
             # which beats not paging at all.
             raise VonageError("No answer in time", permanent=False, detail=f"POST {url}: {e}") from e
         except requests.RequestException as e:
+            request_observed(path, "unreachable", started)
             raise VonageError("Could not reach Vonage", permanent=False, detail=f"POST {url}: {e}") from e
+        request_observed(path, response.status_code, started)
         elapsed_ms = (time.monotonic() - started) * 1000
         logger.debug("POST %s -> %s in %.0f ms", path, response.status_code, elapsed_ms)
         if not 200 <= response.status_code < 300:

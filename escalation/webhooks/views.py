@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostE
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from escalation.ops.recorded import refusals_counted
 from escalation.ratelimit import rate_limited
 from escalation.services.webhooks import WebhookRefused, webhook_receive
 
@@ -17,12 +18,14 @@ logger = logging.getLogger(__name__)
 
 
 @csrf_exempt
+@refusals_counted("status")
 @rate_limited
 def status(request: HttpRequest) -> HttpResponse:
     return _receive(request, kind_hint="status")
 
 
 @csrf_exempt
+@refusals_counted("inbound")
 @rate_limited
 def inbound(request: HttpRequest) -> HttpResponse:
     return _receive(request, kind_hint="inbound")

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from escalation.models import Escalation, Event, Roster
 from escalation.services.escalations import FireRefused, escalation_fire
+from escalation.services.metrics import CLI_FIRED_BY
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         except Roster.DoesNotExist:
             raise CommandError(f"No roster named {roster!r}.") from None
         try:
-            escalation = escalation_fire(roster=target, message=message, fired_by_name="command line")
+            escalation = escalation_fire(roster=target, message=message, fired_by_name=CLI_FIRED_BY)
         except FireRefused as refused:
             raise CommandError("Not fired: " + " ".join(refused.messages)) from None
         self.stdout.write(str(escalation.pk))

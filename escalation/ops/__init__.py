@@ -1,0 +1,1 @@
+"""What operators' tools read: health probes, Prometheus metrics (see README, Production)."""
