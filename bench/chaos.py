@@ -1,6 +1,6 @@
 """`make chaos`: break things on purpose against the real processes and count what survives.
 
-    python -m bench.chaos [--only race,crash,faults,storm,db] [--scale 0.5] [--no-write]
+    python -m bench.chaos [--only race,crash,faults,outage,storm,db] [--scale 0.5] [--no-write]
 
 Each scenario gets a stack of its own (bench/harness.py: a fresh PostgreSQL database, the emulator as a
 process, gunicorn, worker processes) and ends with an audit against the emulator's record:
@@ -9,6 +9,9 @@ process, gunicorn, worker processes) and ends with an audit against the emulator
           every step must be paged exactly once.
 - crash:  200 scripted escalations while a chaos loop SIGKILLs and restarts workers at random moments.
 - faults: the emulator answers 429, 500, 401, 422 or hangs past the client's timeout, in stretches.
+- outage: Vonage answers 401, 503, hangs, 429, low balance, one kind at a time, while escalations are
+          fired: each must hold, page its first person after recovery, and raise the banner meanwhile
+          (bench/chaos_outage.py).
 - storm:  signed webhooks at up to ~1,000/s: duplicates, reordering, late reads of earlier people, final
           reports before their statuses, unknown ids (bench/chaos_storm.py).
 - db:     PostgreSQL is restarted under the running workers and web app. It runs last: the server is
@@ -323,6 +326,14 @@ def faults(rng: random.Random, scale: float) -> Row:
     return row
 
 
+def outage(rng: random.Random, scale: float) -> Row:
+    from bench import chaos_outage
+
+    with make_stack("outage", workers=2, env=chaos_outage.ENV) as stack:
+        attach(stack)
+        return chaos_outage.run(stack, rng, scale=scale)
+
+
 def storm(rng: random.Random, scale: float) -> Row:
     from bench import chaos_storm
 
@@ -396,7 +407,7 @@ def restart_postgres() -> float:
 
 
 SCENARIOS: dict[str, Callable[[random.Random, float], Row]] = {
-    "race": race, "crash": crash, "faults": faults, "storm": storm, "db": database_restart,
+    "race": race, "crash": crash, "faults": faults, "outage": outage, "storm": storm, "db": database_restart,
 }
 
 

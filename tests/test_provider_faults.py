@@ -7,6 +7,7 @@ and a hanging Vonage costs only VONAGE_READ_TIMEOUT of real time per request.
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +192,12 @@ def test_the_classification_table_has_one_row_per_code():
     codes = [failure.code for failure in FAILURE_CLASSES]
     assert len(codes) == len(set(codes))
     assert {failure.blame for failure in FAILURE_CLASSES} == set(Blame)
+
+
+def test_the_readme_lists_every_failure_class():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for failure in FAILURE_CLASSES:
+        action = "moves on" if failure.blame == Blame.RECIPIENT else "holds"
+        assert f"| `{failure.code}` |" in readme and f"| {action} |" in readme, failure.code
+        row = readme.split(f"| `{failure.code}` |", 1)[1].split("\n", 1)[0]
+        assert row.rstrip().endswith(f"| {action} |"), (failure.code, row)
