@@ -20,8 +20,6 @@ OUTAGES = [("401", "Vonage refuses our credentials (401)"), ("503", "Vonage is f
            ("hang", "Vonage does not answer in time"), ("429", "Vonage is throttling us (429)"),
            ("low_balance", "Vonage says our account's balance is too low (402)")]
 FAULT_SECONDS = 4.0  # real seconds each fault lasts after its wave is fired
-# Held sends retry 0.5 s, 1 s, 2 s apart (CHAOS_ENV's base, this cap): recovery shows within the cap.
-ENV = {"ESCALATION_RETRY_CAP_SECONDS": "2"}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from escalation.engine.heartbeat import Heartbeat
 from escalation.engine.hold import provider_faults
@@ -19,7 +20,6 @@ from escalation.services.alarms import current_alarms
 from escalation.services.escalations import escalation_fire
 from escalation.vonage.errors import FAILURE_CLASSES, Blame, classify_status
 from tests.personas import MICHAEL, TONY, make_roster
-from tests.test_engine import T0, at
 
 pytestmark = pytest.mark.django_db
 
@@ -29,8 +29,17 @@ OUTAGE = [("401", 0, "Vonage refuses our credentials (401)"), ("503", 30, "Vonag
 RECOVERY = 90
 
 
+# Controlled time starts when each test does: the banner, rendered by the web app, reads the real clock.
+_start = [timezone.now()]
+
+
+def at(seconds: float):
+    return _start[0] + timedelta(seconds=seconds)
+
+
 @pytest.fixture(autouse=True)
-def _fresh_fault_log():
+def _fresh_start():
+    _start[0] = timezone.now().replace(microsecond=0)
     provider_faults.reset()  # the log's memory of faults is per process; each test starts with none
     yield
     provider_faults.reset()
@@ -146,7 +155,7 @@ def test_it_raises_the_alarm_when_no_worker_has_run_lately(dispatch_mode):
     assert current_alarms(now=at(30)) == []
     [alarm] = current_alarms(now=at(31))
     assert (alarm.key, alarm.since) == ("worker:silent", at(0))
-    assert alarm.text == f"No escalation worker has run since {T0:%H:%M:%S} UTC."
+    assert alarm.text == f"No escalation worker has run since {at(0):%H:%M:%S} UTC."
     run_due(now=at(31), heartbeat=heartbeat)
     assert current_alarms(now=at(31)) == []
 
