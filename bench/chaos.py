@@ -1,6 +1,6 @@
 """`make chaos`: break things on purpose against the real processes and count what survives.
 
-    python -m bench.chaos [--only race,crash,faults,storm,db] [--scale 0.5] [--no-write]
+    python -m bench.chaos [--only race,crash,faults,outage,storm,db] [--scale 0.5] [--no-write]
 
 Each scenario gets a stack of its own (bench/harness.py: a fresh PostgreSQL database, the emulator as a
 process, gunicorn, worker processes) and ends with an audit against the emulator's record:
@@ -9,6 +9,9 @@ process, gunicorn, worker processes) and ends with an audit against the emulator
           every step must be paged exactly once.
 - crash:  200 scripted escalations while a chaos loop SIGKILLs and restarts workers at random moments.
 - faults: the emulator answers 429, 500, 401, 422 or hangs past the client's timeout, in stretches.
+- outage: Vonage answers 401, 503, hangs, 429, low balance, one kind at a time, while escalations are
+          fired: each must hold, page its first person after recovery, and raise the banner meanwhile
+          (bench/chaos_outage.py).
 - storm:  signed webhooks at up to ~1,000/s: duplicates, reordering, late reads of earlier people, final
           reports before their statuses, unknown ids (bench/chaos_storm.py).
 - db:     PostgreSQL is restarted under the running workers and web app. It runs last: the server is
@@ -52,6 +55,8 @@ CHAOS_ENV = {
     "VONAGE_CONNECT_TIMEOUT": "1",
     "VONAGE_READ_TIMEOUT": "2",
     "ESCALATION_RETRY_BASE_SECONDS": "0.5",
+    # A provider fault holds its step and retries 0.5 s, 1 s, 2 s, 2 s... apart: time here runs fast.
+    "ESCALATION_RETRY_CAP_SECONDS": "2",
     "ESCALATION_SEND_ATTEMPTS": str(SEND_ATTEMPTS),
     # A stuck process can be made to print every thread's stack (SIGABRT) into its log: see dump_stuck.
     "PYTHONFAULTHANDLER": "1",
@@ -309,11 +314,12 @@ def faults(rng: random.Random, scale: float) -> Row:
         met = injected - Counter(stack.emulator._post("faults", {})["pending"])  # not those never reached
         detail = ", ".join(f"{n} x {mode}" for mode, n in sorted(met.items()))
         row = audit_row("provider faults", stack, scripts, f"{met.total()} faulty answers ({detail})")
-        kinds = [EventKind.RETRIED, EventKind.SEND_FAILED]
+        kinds = [EventKind.HELD, EventKind.RETRIED, EventKind.SEND_FAILED]
         events = Counter(Event.objects.filter(escalation_id__in=ids, kind__in=kinds).values_list("kind", flat=True))
-        row.notes.append(f"{events[EventKind.RETRIED]} retries, {events[EventKind.SEND_FAILED]} sends refused or "
-                         f"given up (each with its error); at most {row.most_attempts} requests for one step "
-                         f"(bound {SEND_ATTEMPTS})")
+        row.notes.append(f"{events[EventKind.HELD]} holds by a provider fault and {events[EventKind.RETRIED]} "
+                         f"retries in them, {events[EventKind.SEND_FAILED]} sends refused (each with its error); "
+                         f"at most {row.most_attempts} requests for one step (a hold retries past "
+                         f"ESCALATION_SEND_ATTEMPTS, which bounds only the claims of a worker that died)")
         if not ended:
             row.notes.append("STALLED: escalations still active 120 s after the faults stopped")
         elif tail < 0.5:
@@ -321,6 +327,14 @@ def faults(rng: random.Random, scale: float) -> Row:
         else:
             row.notes.append(f"the last escalation ended {tail:.1f} s after the faults stopped")
     return row
+
+
+def outage(rng: random.Random, scale: float) -> Row:
+    from bench import chaos_outage
+
+    with make_stack("outage", workers=2) as stack:
+        attach(stack)
+        return chaos_outage.run(stack, rng, scale=scale)
 
 
 def storm(rng: random.Random, scale: float) -> Row:
@@ -396,7 +410,7 @@ def restart_postgres() -> float:
 
 
 SCENARIOS: dict[str, Callable[[random.Random, float], Row]] = {
-    "race": race, "crash": crash, "faults": faults, "storm": storm, "db": database_restart,
+    "race": race, "crash": crash, "faults": faults, "outage": outage, "storm": storm, "db": database_restart,
 }
 
 

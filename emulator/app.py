@@ -115,6 +115,13 @@ class Emulator:
         with self.store.lock:
             self._faults.extend([mode] * count)
 
+    def clear_faults(self) -> None:
+        """Forget the pending faults (an outage that ends) and release the requests hanging now."""
+        with self.store.lock:
+            self._faults.clear()
+            self._release_hangs.set()
+            self._release_hangs = threading.Event()
+
     def take_fault(self) -> str:
         with self.store.lock:
             return self._faults.popleft() if self._faults else ""

@@ -59,8 +59,12 @@ class EmulatorControl:
         self._post("scenarios", scenarios)
 
     def fault(self, mode: str, count: int = 1) -> dict:
-        """The next `count` API requests answer 429|500|401|422|low_balance, or hang."""
+        """The next `count` API requests answer 429|500|503|401|422|low_balance, or hang."""
         return self._post("faults", {"mode": mode, "count": count})
+
+    def clear_faults(self) -> dict:
+        """The pending faults are forgotten and hanging requests released: the outage is over."""
+        return self._post("faults", {"clear": True})
 
     def webhook_faults(self, *, duplicate: bool | None = None, reorder: bool | None = None) -> dict:
         body = {}

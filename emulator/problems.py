@@ -29,6 +29,11 @@ INTERNAL_ERROR = {
     "title": "Internal error",
     "detail": "There was an error processing your request in the Platform.",
 }
+# Not captured from the live API: what a gateway in front of it answers during an outage.
+SERVICE_UNAVAILABLE = {
+    "title": "Service Unavailable",
+    "detail": "The service is temporarily unavailable; please retry later.",
+}
 NOT_FOUND = {
     "type": "https://developer.nexmo.com/api-errors#not-found",
     "title": "Not Found",

@@ -18,6 +18,7 @@ MAX_BODY = 1024 * 1024
 FAULTS = {
     "429": (429, problems.RATE_LIMITED),
     "500": (500, problems.INTERNAL_ERROR),
+    "503": (503, problems.SERVICE_UNAVAILABLE),
     "401": (401, problems.UNAUTHORIZED),
     "422": (422, {**problems.INVALID_PARAMS,
                   "invalid_parameters": [{"name": "to", "reason": "injected by the emulator"}]}),
@@ -234,6 +235,8 @@ class Handler(BaseHTTPRequestHandler):
             if mode != "hang" and mode not in FAULTS:
                 raise ControlError(f"unknown mode {mode!r}; one of hang, {', '.join(FAULTS)}")
             emulator.add_faults(mode, _int(data.get("count"), 1))
+        if data.get("clear"):
+            emulator.clear_faults()
         if "hang_seconds" in data:
             emulator.config.hang_seconds = float(data["hang_seconds"])
         for toggle in ("duplicate_webhooks", "reorder_webhooks"):

@@ -61,6 +61,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "escalation.context_processors.demo",
+                "escalation.context_processors.alarms",
             ],
         },
     },
@@ -139,9 +140,13 @@ ESCALATION_API = env.str("ESCALATION_API", default="dispatch")
 # --- Engine ---
 # How often an idle worker looks for due work (seconds); also bounds fire-to-first-request latency.
 WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=0.1)
-# Transient provider errors are retried this many times per send, with exponential backoff from the base.
+# A send whose worker died before recording its outcome is claimed again at most this many times.
 ESCALATION_SEND_ATTEMPTS = env.int("ESCALATION_SEND_ATTEMPTS", default=4)
+# A provider fault (vonage/errors.py) holds the escalation at its step and retries it: after the base,
+# doubling up to the cap (seconds), for the horizon; then the escalation ends `failed`.
 ESCALATION_RETRY_BASE_SECONDS = env.float("ESCALATION_RETRY_BASE_SECONDS", default=2.0)
+ESCALATION_RETRY_CAP_SECONDS = env.float("ESCALATION_RETRY_CAP_SECONDS", default=60.0)
+ESCALATION_HOLD_HORIZON_SECONDS = env.float("ESCALATION_HOLD_HORIZON_SECONDS", default=3600.0)
 # A send claimed by a worker that died is taken over after this lease (seconds). It must outlast one
 # request (connect + read timeout), or a slow send could be repeated by another worker (check E005).
 # A worker makes no request whose claim has less than that left; it claims the send anew instead.

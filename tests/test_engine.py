@@ -178,21 +178,22 @@ def test_transient_errors_are_retried_with_backoff(messages_mode):
     assert refreshed(escalation).next_action_at == at(6)  # 2 s, then 4 s
     run_due(now=at(6))
     assert sent(escalation) == [("Tony", 0, "messenger")]
-    assert kinds(escalation).count("retried") == 2
+    assert [k for k in kinds(escalation) if k in ("held", "retried", "resumed")] == ["held", "retried", "resumed"]
     assert len(messages_mode.requests()) == 3
 
 
-def test_retries_are_bounded_then_the_channel_is_given_up(messages_mode, settings):
+def test_it_holds_a_channel_through_provider_faults_beyond_the_send_attempts(messages_mode, settings):
+    # Throttling says nothing about Tony's Messenger: it is retried, not given up for his SMS.
     settings.ESCALATION_SEND_ATTEMPTS = 2
-    messages_mode.fault("429", count=2)
+    messages_mode.fault("429", count=3)
     escalation = fire(make_roster(TONY, MICHAEL))
-    run_due(now=at(0))
-    run_due(now=at(2))
+    for second in (0, 2, 6, 14):
+        run_due(now=at(second))
     first = Message.objects.get(page__escalation=escalation, channel_index=0)
-    assert first.status == "failed"
-    assert first.send_attempts == 2
-    assert sent(escalation) == [("Tony", 1, "sms")]
-    assert len(messages_mode.requests()) == 3
+    assert (first.status, first.send_attempts) == ("submitted", 4)
+    assert sent(escalation) == [("Tony", 0, "messenger")]
+    assert refreshed(escalation).next_action_at == at(14 + 60)  # his full expiry from the send that went
+    assert len(messages_mode.requests()) == 4
 
 
 def test_rounds_go_through_the_list_again_then_exhaust(messages_mode):
@@ -357,8 +358,8 @@ def test_dispatch_rejected_last_channel_passes_over(dispatch_mode):
     assert Page.objects.get(pk=page.pk).state == "passed_over"
 
 
-def test_dispatch_permanent_refusal_passes_the_person_over(dispatch_mode):
-    dispatch_mode.fault("401", count=1)
+def test_dispatch_refusal_of_the_recipient_passes_the_person_over(dispatch_mode):
+    dispatch_mode.fault("422", count=1)
     escalation = fire(make_roster(TONY, MICHAEL))
     run_due(now=at(0))
     tony = Page.objects.get(escalation=escalation, person_name="Tony")

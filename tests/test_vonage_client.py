@@ -79,7 +79,7 @@ def test_a_burst_of_sends_signs_one_token(emulator):
     assert len(jtis) <= 2  # two only if the burst straddles a token refresh
 
 
-def test_a_wrong_key_is_a_permanent_401(emulator, settings, tmp_path):
+def test_a_wrong_key_is_a_401_provider_fault(emulator, settings, tmp_path):
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_path = tmp_path / "other.key"
     key_path.write_bytes(other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -89,25 +89,26 @@ def test_a_wrong_key_is_a_permanent_401(emulator, settings, tmp_path):
     with pytest.raises(VonageError) as raised:
         send_dispatch()
 
-    assert raised.value.permanent
+    assert raised.value.provider_fault  # our credentials, not the person: the escalation holds
+    assert raised.value.held_by == "credentials:401"
     assert raised.value.status == 401
     assert raised.value.title == "You did not provide correct credentials."
     assert "Signature" in emulator.requests()[0]["auth"]["error"]
 
 
 @pytest.mark.parametrize("mode, status", [("429", 429), ("500", 500)])
-def test_throttling_and_server_errors_are_transient(emulator, mode, status):
+def test_throttling_and_server_errors_are_provider_faults(emulator, mode, status):
     emulator.fault(mode)
 
     with pytest.raises(VonageError) as raised:
         send_dispatch()
 
-    assert not raised.value.permanent
+    assert raised.value.provider_fault
     assert raised.value.status == status
     assert send_dispatch()  # the fault was for one request only
 
 
-def test_no_answer_in_time_is_transient(emulator, settings):
+def test_no_answer_in_time_is_a_provider_fault(emulator, settings):
     settings.VONAGE_READ_TIMEOUT = 0.2
     emulator.configure(hang_seconds=2)
     emulator.fault("hang")
@@ -115,17 +116,17 @@ def test_no_answer_in_time_is_transient(emulator, settings):
     with pytest.raises(VonageError) as raised:
         send_dispatch()
 
-    assert not raised.value.permanent
+    assert (raised.value.provider_fault, raised.value.held_by) == (True, "timeout")
     assert raised.value.status is None
     assert raised.value.title == "No answer in time"
 
 
-def test_an_unreachable_vonage_is_transient(settings):
+def test_an_unreachable_vonage_is_a_provider_fault(settings):
     # conftest points VONAGE_API_URL at the discard port, where nothing listens.
     with pytest.raises(VonageError) as raised:
         send_dispatch()
 
-    assert not raised.value.permanent
+    assert (raised.value.provider_fault, raised.value.held_by) == (True, "unreachable")
     assert raised.value.title == "Could not reach Vonage"
 
 
@@ -136,33 +137,33 @@ def test_a_422_keeps_vonages_invalid_parameters(emulator):
         get_client().send_message(channel=bad, text="db down", client_ref="ref-1")
 
     error = raised.value
-    assert error.permanent
+    assert not error.provider_fault  # about this recipient: the engine moves on
     assert (error.status, error.title) == (422, "Invalid params")
     assert error.detail == "The value of one or more parameters is invalid."
     assert error.invalid_parameters == [{"name": "to", "reason": "must be E.164 digits without '+'"}]
     assert str(error) == ("Vonage 422: Invalid params - The value of one or more parameters is invalid. "
-                          "[to: must be E.164 digits without '+'] (permanent)")
+                          "[to: must be E.164 digits without '+'] (refused)")
 
 
-@pytest.mark.parametrize("mode", ["401", "422", "low_balance"])
-def test_refusals_are_permanent(emulator, mode):
+@pytest.mark.parametrize("mode, blame", [("401", "provider"), ("422", "recipient"), ("low_balance", "provider")])
+def test_each_refusal_is_blamed_on_whoever_it_is_about(emulator, mode, blame):
     emulator.fault(mode)
 
     with pytest.raises(VonageError) as raised:
         send_dispatch()
 
-    assert raised.value.permanent
+    assert raised.value.failure.blame == blame
 
 
-def test_low_balance_is_permanent_whatever_its_status():
+def test_low_balance_is_a_provider_fault_whatever_its_status():
     response = requests.Response()
     response.status_code = 503
     response._content = b'{"type":"https://developer.nexmo.com/api-errors/#low-balance","title":"Low balance"}'
 
-    assert error_from_response(response).permanent
+    assert error_from_response(response).held_by == "balance:503"
 
 
-def test_a_proxy_error_page_is_transient_and_readable():
+def test_a_proxy_error_page_is_a_provider_fault_and_readable():
     response = requests.Response()
     response.status_code = 502
     response.reason = "Bad Gateway"
@@ -170,17 +171,17 @@ def test_a_proxy_error_page_is_transient_and_readable():
 
     error = error_from_response(response)
 
-    assert not error.permanent
-    assert str(error) == "Vonage 502: Bad Gateway - <html><body>upstream went away</body></html> (transient)"
+    assert error.held_by == "outage:502"
+    assert str(error) == "Vonage 502: Bad Gateway - <html><body>upstream went away</body></html> (provider fault)"
 
 
-def test_a_missing_key_is_permanent(settings, tmp_path):
+def test_a_missing_key_is_a_provider_fault(settings, tmp_path):
     settings.VONAGE_PRIVATE_KEY_PATH = str(tmp_path / "absent.key")
 
     with pytest.raises(VonageError) as raised:
         send_dispatch()
 
-    assert raised.value.permanent
+    assert raised.value.held_by == "key"
     assert raised.value.title == "Private key unreadable"
 
 
@@ -192,7 +193,7 @@ def test_a_broken_key_file_never_reaches_the_error(settings, tmp_path):
     with pytest.raises(VonageError) as raised:
         send_dispatch()
 
-    assert raised.value.permanent
+    assert raised.value.held_by == "key"
     assert "TOP-SECRET" not in str(raised.value)
     assert raised.value.__suppress_context__  # no chained exception can print the file's content either
 
@@ -204,11 +205,11 @@ def test_one_client_per_process():
 
 @pytest.mark.parametrize("answer", [{}, {"dispatch_uuid": ""}, {"dispatch_uuid": "not-a-uuid"},
                                     {"dispatch_uuid": 42}, {"dispatch_uuid": ["a"]}])
-def test_an_accepted_answer_without_a_uuid_is_a_permanent_error(answer):
+def test_an_accepted_answer_without_a_uuid_is_not_retried(answer):
     # Accepted (2xx), so never retried; and never stored, where a malformed uuid would fail the whole outcome.
     with pytest.raises(VonageError) as raised:
         answer_uuid(answer, "dispatch_uuid")
-    assert raised.value.permanent
+    assert not raised.value.provider_fault
 
 
 def test_an_accepted_uuid_is_kept_in_its_canonical_form():

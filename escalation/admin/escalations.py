@@ -47,7 +47,8 @@ MARK_LIMIT = 200
 REFRESH_SECONDS = 3
 
 GOOD_KINDS = {EventKind.DELIVERED, EventKind.READ, EventKind.REPLIED, EventKind.ACKNOWLEDGED}
-BAD_KINDS = {EventKind.REJECTED, EventKind.UNDELIVERABLE, EventKind.SEND_FAILED, EventKind.EXHAUSTED}
+BAD_KINDS = {EventKind.REJECTED, EventKind.UNDELIVERABLE, EventKind.SEND_FAILED, EventKind.EXHAUSTED,
+             EventKind.HELD, EventKind.FAILED}
 KIND_LABELS = dict(EventKind.choices)
 
 

@@ -21,6 +21,7 @@ from django.db.models import F, Q
 
 from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.engine.batch import Batch, workflows_applied_unmatched
+from escalation.engine.hold import hold, provider_faults, release
 from escalation.engine.logged import log_sends
 from escalation.engine.plan import person_window_seconds, personal_text, plan_person, reply_number_fits
 from escalation.engine.step import Send, pass_over, send_lease
@@ -36,11 +37,6 @@ from escalation.models import (
 from escalation.vonage import VonageError, get_client
 
 log = logging.getLogger(__name__)
-
-
-def retry_delay(attempt: int) -> timedelta:
-    """Exponential backoff between attempts: base, 2 x base, 4 x base, ..."""
-    return timedelta(seconds=settings.ESCALATION_RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0))
 
 
 class SendPool(ThreadPoolExecutor):
@@ -167,19 +163,21 @@ def _request(send: Send, reply_number: int | None) -> str | VonageError:
 def _record_outcomes(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set[int]:
     """Every outcome under its escalation's lock, read fresh; the writes saved together."""
     locked = {e.pk: e for e in Escalation.objects.select_for_update().filter(
-        pk__in={s.escalation.pk for s, _ in answers}).order_by("pk").only("pk", "state", "next_action_at")}
+        pk__in={s.escalation.pk for s, _ in answers}).order_by("pk").only(
+        "pk", "state", "next_action_at", "held_since", "held_by")}
     # Webhooks may have moved a message since the claim (matched by client_ref); the lock makes this exact.
     ranks = dict(Message.objects.filter(pk__in=[s.message.pk for s, _ in answers if s.message is not None])
                  .values_list("pk", "status_rank"))
+    provider_faults.observe([answer for _, answer in answers], now)
     batch = Batch(now)
     again = set()
     for send, answer in answers:
         lease = send.lease  # as claimed: the outcome below moves the claim on
-        if send.message is not None:
-            at = _message_outcome(send, answer, ranks[send.message.pk], batch)
-        else:
-            at = _dispatch_outcome(send, answer, batch)
         escalation = locked[send.escalation.pk]
+        if send.message is not None:
+            at = _message_outcome(send, escalation, answer, ranks[send.message.pk], batch)
+        else:
+            at = _dispatch_outcome(send, escalation, answer, batch)
         if escalation.state != EscalationState.ACTIVE:
             continue
         if at is not None and escalation.next_action_at == lease:
@@ -192,7 +190,8 @@ def _record_outcomes(answers: list[tuple[Send, str | VonageError]], now: datetim
     return again
 
 
-def _message_outcome(send: Send, answer: str | VonageError, rank: int, batch: Batch) -> datetime | None:
+def _message_outcome(send: Send, escalation: Escalation, answer: str | VonageError, rank: int,
+                     batch: Batch) -> datetime | None:
     """Record a message's outcome; returns when the escalation is next due, or None for at once."""
     message, page, now = send.message, send.page, batch.now
     label = ChannelType(message.channel_type).label
@@ -202,30 +201,23 @@ def _message_outcome(send: Send, answer: str | VonageError, rank: int, batch: Ba
         if rank == 0:  # a status webhook (matched by client_ref) may already have moved it on
             fields.update(status=MessageStatus.SUBMITTED, status_rank=1)
         batch.update(message, **fields)
+        release(escalation, page, batch)
         batch.event(page.escalation_id, EventKind.SENT,
                     f"Sent to {page.person_name} on {label} {message.to_address}; waiting "
                     f"{message.expiry_time} s for '{message.condition}'.", page=page, message=message)
         return deadline
-    error, attempts = answer, message.send_attempts
-    if error.permanent or attempts >= settings.ESCALATION_SEND_ATTEMPTS:
-        why = "refused" if error.permanent else f"failed {attempts} time(s)"
-        if rank < 3:
-            batch.update(message, status=MessageStatus.FAILED, status_rank=3, failed_at=now, claimed_until=None,
-                         error=str(error)[:1000])
-        batch.event(page.escalation_id, EventKind.SEND_FAILED,
-                    f"Vonage {why} the {label} message to {message.to_address}: {error}", page=page, message=message)
-        return None
-    retry_at = now + retry_delay(attempts)
-    # The claim doubles as "not before": decide() leaves the message alone until the backoff is over.
-    batch.update(message, claimed_until=retry_at, error=str(error)[:1000])
-    batch.event(page.escalation_id, EventKind.RETRIED,
-                f"{label} to {message.to_address} failed ({error}); retrying in "
-                f"{(retry_at - now).total_seconds():g} s (attempt {attempts + 1} of "
-                f"{settings.ESCALATION_SEND_ATTEMPTS}).", page=page, message=message)
-    return retry_at
+    if answer.provider_fault:
+        return hold(escalation, answer, message, batch)
+    # This recipient or channel was refused: the person's next channel, if any, is tried at once.
+    if rank < 3:
+        batch.update(message, status=MessageStatus.FAILED, status_rank=3, failed_at=now, claimed_until=None,
+                     error=str(answer)[:1000])
+    batch.event(page.escalation_id, EventKind.SEND_FAILED,
+                f"Vonage refused the {label} message to {message.to_address}: {answer}", page=page, message=message)
+    return None
 
 
-def _dispatch_outcome(send: Send, answer: str | VonageError, batch: Batch) -> datetime | None:
+def _dispatch_outcome(send: Send, escalation: Escalation, answer: str | VonageError, batch: Batch) -> datetime | None:
     """Record a workflow's outcome; returns when the escalation is next due, or None for at once."""
     page, now = send.page, batch.now
     person = plan_person(send.escalation, page.index)
@@ -234,21 +226,14 @@ def _dispatch_outcome(send: Send, answer: str | VonageError, batch: Batch) -> da
         # Vonage's clock for the workflow starts now, so the person's window does too.
         deadline = now + timedelta(seconds=window)
         batch.update(page, dispatch_uuid=answer, claimed_until=None, last_error="", deadline=deadline)
+        release(escalation, page, batch)
         batch.event(page.escalation_id, EventKind.SENT,
                     f"Dispatch workflow accepted for {page.person_name} ({len(person['channels'])} channels, "
                     f"up to {window} s).", page=page)
         return deadline
-    error = answer
-    retry_at = now + retry_delay(page.send_attempts)
-    if error.permanent or page.send_attempts >= settings.ESCALATION_SEND_ATTEMPTS or retry_at >= page.deadline:
-        why = "refused the workflow" if error.permanent else f"failed {page.send_attempts} time(s)"
-        batch.update(page, claimed_until=None, last_error=str(error)[:1000])
-        batch.event(page.escalation_id, EventKind.SEND_FAILED, f"Vonage {why}: {error}", page=page)
-        pass_over(page, f"Vonage {why}: {error}", batch)
-        return None
-    batch.update(page, claimed_until=retry_at, last_error=str(error)[:1000])
-    batch.event(page.escalation_id, EventKind.RETRIED,
-                f"Dispatch for {page.person_name} failed ({error}); retrying in "
-                f"{(retry_at - now).total_seconds():g} s (attempt {page.send_attempts + 1} of "
-                f"{settings.ESCALATION_SEND_ATTEMPTS}).", page=page)
-    return retry_at
+    if answer.provider_fault:
+        return hold(escalation, answer, page, batch)
+    batch.update(page, claimed_until=None, last_error=str(answer)[:1000])
+    batch.event(page.escalation_id, EventKind.SEND_FAILED, f"Vonage refused the workflow: {answer}", page=page)
+    pass_over(page, f"Vonage refused the workflow: {answer}", batch)
+    return None

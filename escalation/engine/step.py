@@ -170,7 +170,9 @@ def _dispatch_page_step(escalation: Escalation, page: Page, batch: Batch, replay
     if page.dispatch_uuid is None:
         if page.claimed_until and page.claimed_until > now:
             return Wait(page.claimed_until)
-        if page.send_attempts >= settings.ESCALATION_SEND_ATTEMPTS or now >= page.deadline:
+        # While a provider fault holds the escalation, the send's outcome decides when to give up (hold.py).
+        if escalation.held_since is None and (page.send_attempts >= settings.ESCALATION_SEND_ATTEMPTS
+                                              or now >= page.deadline):
             pass_over(page, f"Vonage did not accept the workflow after {page.send_attempts} attempt(s): "
                             f"{page.last_error or 'no answer'}", batch)
             return PASSED_OVER
@@ -221,7 +223,7 @@ def _messages_page_step(escalation: Escalation, page: Page, batch: Batch):
     if last.status == MessageStatus.QUEUED:
         if last.claimed_until and last.claimed_until > now:
             return Wait(last.claimed_until)
-        if last.send_attempts < settings.ESCALATION_SEND_ATTEMPTS:
+        if last.send_attempts < settings.ESCALATION_SEND_ATTEMPTS or escalation.held_since is not None:
             return Wait(_claim(last, batch), Send(escalation, page, last))
         give_up = f"gave up after {last.send_attempts} attempt(s): {last.error or 'no answer'}"
         batch.update(last, status=MessageStatus.FAILED, status_rank=3, failed_at=now, error=give_up[:1000])

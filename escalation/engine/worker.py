@@ -11,6 +11,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from escalation.engine.heartbeat import Heartbeat
 from escalation.engine.sending import SendPool, perform
 from escalation.engine.step import decide_due
 from escalation.engine.wakeup import Wakeup
@@ -58,8 +59,9 @@ def advance(escalation_ids: list[int], clock: Callable[[], datetime] = timezone.
             return
 
 
-def run_due(now: datetime | None = None, limit: int = 100, pool: SendPool | None = None) -> int:
-    """One pass: apply the pending webhooks, then claim and advance what is due.
+def run_due(now: datetime | None = None, limit: int = 100, pool: SendPool | None = None,
+            heartbeat: Heartbeat | None = None) -> int:
+    """One pass: apply the pending webhooks, then claim and advance what is due, then beat the heartbeat.
 
     Webhooks first: a `read` stored before a deadline is applied before that deadline is acted on.
     Returns how many webhooks and escalations were handled.
@@ -81,6 +83,8 @@ def run_due(now: datetime | None = None, limit: int = 100, pool: SendPool | None
         log.exception("advancing escalations %s..%s together failed; advancing each alone", ids[0], ids[-1])
         _each(ids, lambda escalation_id: advance([escalation_id], clock, pool),
               "advancing escalation {0} failed; it will be retried after its lease", None)
+    if heartbeat is not None:
+        heartbeat.beat(clock())
     return len(events) + len(ids)
 
 
@@ -105,11 +109,12 @@ def _each(items: list, work: Callable, failure: str, pool: ThreadPoolExecutor | 
 def run_forever(stop: threading.Event, *, threads: int | None = None) -> None:
     threads = threads or settings.WORKER_THREADS
     wakeup = Wakeup(stop)
+    heartbeat = Heartbeat()
     with SendPool(threads) as pool:
         while not stop.is_set():
             try:
                 with worker_pass():
-                    advanced = run_due(limit=threads * 25, pool=pool if threads > 1 else None)
+                    advanced = run_due(limit=threads * 25, pool=pool if threads > 1 else None, heartbeat=heartbeat)
                 idle = 0.0 if advanced else idle_wait(timezone.now(), settings.WORKER_POLL_INTERVAL)
             except Exception:
                 # A lost database connection (e.g. PostgreSQL restarting) must not end the worker.

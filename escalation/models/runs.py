@@ -22,6 +22,9 @@ class EscalationState(models.TextChoices):
     ACKNOWLEDGED = "acknowledged", "acknowledged"
     EXHAUSTED = "exhausted", "exhausted"
     CANCELLED = "cancelled", "cancelled"
+    # Vonage (or our account, or our configuration) failed for the whole hold horizon: nobody could be
+    # paged, which is not "exhausted" (everyone was paged and nobody answered).
+    FAILED = "failed", "failed"
 
 
 class Escalation(models.Model):
@@ -53,6 +56,10 @@ class Escalation(models.Model):
     integration = models.ForeignKey("escalation.Integration", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="escalations")
     dedup_key = models.CharField(max_length=255, blank=True)
+    # Held at its step by a provider fault (vonage/errors.py): since when, and by what ("credentials:401").
+    # Cleared when a send succeeds; the alarm banner counts the held escalations by `held_by`.
+    held_since = models.DateTimeField(null=True, blank=True)
+    held_by = models.CharField(max_length=40, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -62,6 +69,9 @@ class Escalation(models.Model):
             # The worker's due-work query only ever looks at active escalations.
             models.Index(fields=["next_action_at"], name="escalation_due",
                          condition=Q(state="active") & Q(next_action_at__isnull=False)),
+            # The alarm banner, on every admin page, reads only the (few) held escalations.
+            models.Index(fields=["held_by", "held_since"], name="escalation_held",
+                         condition=Q(state="active") & Q(held_since__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(state__in=EscalationState.values), name="escalation_state_known"),
@@ -209,6 +219,9 @@ class EventKind(models.TextChoices):
     ACKNOWLEDGED = "acknowledged", "acknowledged"
     EXHAUSTED = "exhausted", "exhausted"
     CANCELLED = "cancelled", "cancelled"
+    HELD = "held", "held by a provider fault"
+    RESUMED = "resumed", "resumed after a provider fault"
+    FAILED = "failed", "failed"
     NOTE = "note", "note"
 
 

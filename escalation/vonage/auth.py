@@ -15,7 +15,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from escalation.vonage.errors import VonageError
+from escalation.vonage.errors import KEY, VonageError
 
 TOKEN_LIFETIME_SECONDS = 15 * 60  # Vonage's default; the accepted range is 30 s .. 24 h.
 # Far below the lifetime, so a reused token never gets close to expiring in flight.
@@ -32,19 +32,19 @@ def _private_key(path: str) -> RSAPrivateKey:
     if key is not None:
         return key
     if not path:
-        raise VonageError("No private key", permanent=True, detail="VONAGE_PRIVATE_KEY_PATH is not set.")
+        raise VonageError("No private key", failure=KEY, detail="VONAGE_PRIVATE_KEY_PATH is not set.")
     try:
         with open(path, "rb") as f:
             key = serialization.load_pem_private_key(f.read(), password=None)
     except OSError as e:
-        raise VonageError("Private key unreadable", permanent=True, detail=f"{path}: {e.strerror}") from None
+        raise VonageError("Private key unreadable", failure=KEY, detail=f"{path}: {e.strerror}") from None
     except (ValueError, TypeError):
         # Deliberately without the exception text or the chain: nothing from the key file may reach a log.
         raise VonageError(
-            "Private key invalid", permanent=True, detail=f"{path} is not an unencrypted PEM private key."
+            "Private key invalid", failure=KEY, detail=f"{path} is not an unencrypted PEM private key."
         ) from None
     if not isinstance(key, RSAPrivateKey):
-        raise VonageError("Private key invalid", permanent=True, detail=f"{path} is not an RSA key (RS256).")
+        raise VonageError("Private key invalid", failure=KEY, detail=f"{path} is not an RSA key (RS256).")
     _keys[path] = key
     return key
 

@@ -5,7 +5,7 @@ import threading
 import uuid
 
 from escalation.vonage.bodies import failover_workflow, v1_message
-from escalation.vonage.errors import VonageError
+from escalation.vonage.errors import UNREADABLE, VonageError
 from escalation.vonage.http import VonageHttp
 
 
@@ -32,7 +32,7 @@ def answer_uuid(answer: dict, key: str) -> str:
         return str(uuid.UUID(answer.get(key)))
     except (TypeError, ValueError, AttributeError):
         # Same reasoning as an unreadable 2xx body: accepted, so never retried.
-        raise VonageError("Unexpected answer", permanent=True, detail=f"no {key} in {answer!r:.200}") from None
+        raise VonageError("Unexpected answer", failure=UNREADABLE, detail=f"no {key} in {answer!r:.200}") from None
 
 
 _client: VonageClient | None = None

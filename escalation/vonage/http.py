@@ -13,7 +13,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from escalation.vonage.auth import application_token
-from escalation.vonage.errors import VonageError, error_from_response
+from escalation.vonage.errors import CONFIGURATION, TIMEOUT, UNREACHABLE, UNREADABLE, VonageError, error_from_response
 from escalation.vonage.metrics import request_observed
 
 logger = logging.getLogger(__name__)
@@ -56,15 +56,15 @@ class VonageHttp:
                 timeout=(settings.VONAGE_CONNECT_TIMEOUT, settings.VONAGE_READ_TIMEOUT),
             )
         except _CONFIGURATION_ERRORS as e:
-            raise VonageError("Bad Vonage URL", permanent=True, detail=f"{url}: {e}") from e
+            raise VonageError("Bad Vonage URL", failure=CONFIGURATION, detail=f"{url}: {e}") from e
         except requests.Timeout as e:
             request_observed(path, "timeout", started)
             # Vonage may have accepted a request whose answer timed out; a retry can then page twice,
             # which beats not paging at all.
-            raise VonageError("No answer in time", permanent=False, detail=f"POST {url}: {e}") from e
+            raise VonageError("No answer in time", failure=TIMEOUT, detail=f"POST {url}: {e}") from e
         except requests.RequestException as e:
             request_observed(path, "unreachable", started)
-            raise VonageError("Could not reach Vonage", permanent=False, detail=f"POST {url}: {e}") from e
+            raise VonageError("Could not reach Vonage", failure=UNREACHABLE, detail=f"POST {url}: {e}") from e
         request_observed(path, response.status_code, started)
         elapsed_ms = (time.monotonic() - started) * 1000
         logger.debug("POST %s -> %s in %.0f ms", path, response.status_code, elapsed_ms)
@@ -75,9 +75,9 @@ class VonageHttp:
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            # Accepted, so the message is on its way: a retry would page twice. Permanent lets the engine
+            # Accepted, so the message is on its way: a retry would page twice. UNREADABLE lets the engine
             # move on instead of stalling on an answer it cannot read.
             raise VonageError(
-                "Unreadable answer", permanent=True, status=response.status_code, detail=response.text[:200]
+                "Unreadable answer", failure=UNREADABLE, status=response.status_code, detail=response.text[:200]
             )
         return answer

@@ -4,6 +4,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from escalation.engine.heartbeat import Heartbeat
 from escalation.engine.worker import run_due, run_forever
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, once: bool, threads: int | None, **options) -> None:
         if once:
-            count = run_due()
+            count = run_due(heartbeat=Heartbeat())
             self.stdout.write(f"advanced {count} escalation(s)")
             return
         stop = threading.Event()
