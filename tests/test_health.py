@@ -1,11 +1,15 @@
 """/healthz and /readyz: plain, fast, no login, answered before the rest of the middleware."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
 from django.test import Client
+from django.utils import timezone
 
+from escalation.engine.heartbeat import Heartbeat
+from escalation.models import Escalation, WorkerHeartbeat
 from tests.conftest import requires_postgres
 
 pytestmark = pytest.mark.django_db
@@ -90,3 +94,25 @@ def test_it_bounds_the_readiness_query_with_a_statement_timeout(settings, monkey
     with connection.cursor() as cursor:  # the timeout ended with the probe's transaction
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == "0"
+
+
+def test_it_reports_the_worker_unhealthy_until_one_has_run_and_again_when_it_falls_silent(client):
+    assert client.get("/healthz/worker").content == b"No escalation worker has ever run.\n"
+    started = timezone.now()
+    Heartbeat("worker-a").beat(started)
+    response = client.get("/healthz/worker")
+    assert (response.status_code, response.content) == (200, b"ok\n")
+    WorkerHeartbeat.objects.update(last_pass_at=started - timedelta(seconds=45))
+    response = client.get("/healthz/worker")
+    assert response.status_code == 503
+    assert response.content.startswith(b"No escalation worker has run since ")
+
+
+def test_it_reports_the_worker_unhealthy_while_a_timer_is_overdue(client):
+    now = timezone.now()
+    Heartbeat("worker-a").beat(now)
+    Escalation.objects.create(roster_name="Primary", message="disk full", api="messages", plan={"people": []},
+                              created_at=now, next_action_at=now - timedelta(seconds=40))
+    response = client.get("/healthz/worker")
+    assert response.status_code == 503
+    assert b"overdue" in response.content and response.content.count(b"\n") == 1

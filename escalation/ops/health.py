@@ -1,6 +1,9 @@
 """Liveness and readiness, for a load balancer or Kubernetes' probes.
 
 /healthz: the process answers (no database: a slow database must not get healthy processes restarted).
+/healthz/worker: an escalation worker completed a pass in the last 30 s and no timer is overdue by more than 30 s
+(the admin banner's facts); 503 with the reason otherwise, so an outside monitor can page someone when our own
+paging is down.
 /readyz: the database answers `SELECT 1` within READINESS_TIMEOUT (on PostgreSQL a statement timeout, so a
 stuck server cannot hold the probe longer than that); 503 with a one-line reason otherwise, so a load
 balancer stops sending requests this process could not serve.
@@ -11,6 +14,9 @@ import logging
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from escalation.services.alarms import worker_problem
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +26,14 @@ _was_ready = True
 
 def healthz(request: HttpRequest) -> HttpResponse:
     return _plain(200, "ok")
+
+
+def healthz_worker(request: HttpRequest) -> HttpResponse:
+    try:
+        problem = worker_problem(now=timezone.now())
+    except DatabaseError:
+        return _plain(503, "database unavailable")
+    return _plain(503, problem) if problem else _plain(200, "ok")
 
 
 def readyz(request: HttpRequest) -> HttpResponse:

@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from escalation.ops.health import healthz, readyz
+from escalation.ops.health import healthz, healthz_worker, readyz
 from escalation.ops.metrics import metrics
 
 ROUTES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
     "/healthz": healthz,
+    "/healthz/worker": healthz_worker,
     "/readyz": readyz,
     "/metrics": metrics,
 }

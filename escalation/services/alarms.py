@@ -33,6 +33,17 @@ def current_alarms(*, now: datetime) -> list[Alarm]:
     return [*provider_alarms(now=now), *overdue_alarms(now=now), *worker_alarms(now=now)]
 
 
+def worker_problem(*, now: datetime) -> str | None:
+    """Why our own paging may be down, in one line, or None: what an outside monitor pages someone about.
+
+    Stricter than the banner on a fresh installation: a probe must fail until a worker has run at all.
+    """
+    if not WorkerHeartbeat.objects.exists():
+        return "No escalation worker has ever run."
+    problems = [*worker_alarms(now=now), *overdue_alarms(now=now)]
+    return problems[0].text if problems else None
+
+
 def provider_alarms(*, now: datetime) -> list[Alarm]:
     """One alarm per provider fault holding escalations at their step."""
     held = (Escalation.objects.filter(state=EscalationState.ACTIVE, held_since__isnull=False).order_by()
