@@ -38,6 +38,19 @@ V1_MESSAGE_SCHEMA = {
         "client_ref": {"type": "string", "maxLength": 100},
         "webhook_url": {"type": "string", "minLength": 1, "maxLength": 2000},
         "webhook_version": {"type": "string", "enum": ["v0.1", "v1"]},
+        # VONAGE_FACTS.md, "Business-initiated messages": Vonage's SDK model `WhatsappTemplate`.
+        "template": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 512},
+            "parameters": {"type": "array", "items": {"type": "string"}},
+        }},
+        "whatsapp": {"type": "object", "properties": {
+            "policy": {"type": "string", "enum": ["deterministic", "fallback"]},
+            "locale": {"type": "string", "minLength": 2, "maxLength": 20},
+        }},
+        "messenger": {"type": "object", "properties": {
+            "category": {"type": "string", "enum": ["response", "update", "message_tag"]},
+            "tag": {"type": "string", "minLength": 1},
+        }},
     },
 }
 
@@ -156,9 +169,15 @@ def _item_problems(index: int, item: dict, *, last: bool) -> list[dict]:
         problems.append({"name": f"{prefix}.to.{to_field}", "reason": f"is required for {kind}"})
     elif to_field == "number" and not E164.match(item["to"]["number"]):
         problems.append({"name": f"{prefix}.to.number", "reason": "must be E.164 digits without '+'"})
+    problems += _form_problems(f"{prefix}.message", kind, item["message"])
     content = item["message"]["content"]
-    if content["type"] != "text":
-        problems.append({"name": f"{prefix}.message.content.type", "reason": "the emulator plays text only"})
+    if content["type"] == "template":
+        if kind != "whatsapp":
+            problems.append({"name": f"{prefix}.message.content.type", "reason": "a template is for whatsapp only"})
+        elif not (content.get("template") or {}).get("name"):
+            problems.append({"name": f"{prefix}.message.content.template.name", "reason": "is required"})
+    elif content["type"] != "text":
+        problems.append({"name": f"{prefix}.message.content.type", "reason": "the emulator plays text and template"})
     elif "text" not in content:
         problems.append({"name": f"{prefix}.message.content.text", "reason": "is required"})
     elif len(content["text"]) > TEXT_LIMITS[kind]:
@@ -172,15 +191,37 @@ def message_problems(body: object) -> list[dict]:
     problems = _schema_problems("v1", body)
     if problems or not isinstance(body, dict):
         return problems or [{"name": "body", "reason": "must be a JSON object"}]
-    if body["message_type"] != "text":
-        return [{"name": "message_type", "reason": "the emulator plays text only"}]
+    if body["message_type"] not in ("text", "template"):
+        return [{"name": "message_type", "reason": "the emulator plays text and template"}]
     kind = V1_TO_TYPE.get(body["channel"])
     if kind is None:
         return [{"name": "channel", "reason": f"the emulator does not play {body['channel']}"}]
-    if "text" not in body:
+    problems += [{**p, "name": p["name"].removeprefix("message.")} for p in _form_problems("message", kind, body)]
+    if body["message_type"] == "template":
+        if kind != "whatsapp":
+            problems.append({"name": "message_type", "reason": "a template is for whatsapp only"})
+        elif "template" not in body:
+            problems.append({"name": "template", "reason": "is required"})
+    elif "text" not in body:
         problems.append({"name": "text", "reason": "is required"})
     elif len(body["text"]) > TEXT_LIMITS[kind]:
         problems.append({"name": "text", "reason": f"longer than {TEXT_LIMITS[kind]} characters for {kind}"})
     if kind != "messenger" and not E164.match(body["to"]):
         problems.append({"name": "to", "reason": "must be E.164 digits without '+'"})
+    return problems
+
+
+def _form_problems(prefix: str, kind: str, message: dict) -> list[dict]:
+    """The channel options both APIs share: `messenger` {category, tag} and `whatsapp` {policy, locale}.
+
+    dispatch.yml: "If `message_tag` is used, then an additional `tag` for that type is mandatory."
+    """
+    problems = []
+    messenger = message.get("messenger")
+    if messenger is not None and kind != "messenger":
+        problems.append({"name": f"{prefix}.messenger", "reason": "is for messenger only"})
+    elif isinstance(messenger, dict) and messenger.get("category") == "message_tag" and not messenger.get("tag"):
+        problems.append({"name": f"{prefix}.messenger.tag", "reason": "is required with category message_tag"})
+    if message.get("whatsapp") is not None and kind != "whatsapp":
+        problems.append({"name": f"{prefix}.whatsapp", "reason": "is for whatsapp only"})
     return problems

@@ -15,6 +15,7 @@ from django.db.models import Q
 from escalation.engine.batch import applied_unmatched, save_changes
 from escalation.engine.events import new_event, record_event
 from escalation.engine.plan import plan_person
+from escalation.engine.windows import record_inbound
 from escalation.models import (
     FAILED_STATUSES,
     STATUS_RANK,
@@ -165,6 +166,7 @@ class _DispatchItems:
         message = Message(
             page=page, channel_index=free[0], channel_type=channel["type"], to_address=channel["address"],
             condition=channel["condition"], expiry_time=channel["expiry_time"], message_uuid=update.message_uuid,
+            form=page.item_forms.get(str(free[0]), ""),
             created_at=self.now, sent_at=self.now, deadline=self.now + timedelta(seconds=int(channel["expiry_time"])),
         )
         self._new.append(message)
@@ -267,7 +269,9 @@ def apply_final_report(report: FinalReport, *, now: datetime) -> Applied:
 
 
 def apply_inbound(reply: InboundReply, *, now: datetime) -> Applied:
-    """A reply from a person paged by an active escalation acknowledges it."""
+    """A reply from a person paged by an active escalation acknowledges it. Every reply opens the person's
+    24-hour window on that channel."""
+    record_inbound(reply, now=now)
     people = Channel.objects.filter(type=reply.channel_type, address=reply.from_address).values("person_id")
     pages = (
         Page.objects.filter(escalation__state=EscalationState.ACTIVE)

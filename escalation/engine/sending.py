@@ -13,6 +13,7 @@ put since the claim (a failed status poked it to now, an acknowledgement cleared
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -21,8 +22,9 @@ from django.db.models import F
 
 from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.engine.batch import Batch, workflows_applied_unmatched
-from escalation.engine.plan import person_window_seconds, personal_text, plan_person
+from escalation.engine.plan import personal_text, plan_person
 from escalation.engine.step import Send, pass_over, send_lease
+from escalation.engine.windows import Choice, TemplateValues, choose, open_windows
 from escalation.models import (
     ChannelType,
     Escalation,
@@ -77,9 +79,43 @@ def perform(sends: list[Send], clock: Callable[[], datetime], pool: SendPool | N
             _give_back(late, now)
             again |= {s.escalation.pk for s in late}
             group = [s for s in group if s not in late]
-        answers = list(pool.map(_request, group) if pool is not None else map(_request, group))
-        again |= _record(list(zip(group, answers, strict=True)), clock())
+        choices = _choices(group, clock())
+        answers = list(pool.map(_request, group, choices) if pool is not None else map(_request, group, choices))
+        again |= _record(list(zip(group, choices, answers, strict=True)), clock())
     return again
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """No request was made: every channel of the send was skipped (engine/windows.py says why)."""
+
+    reason: str
+
+
+Answer = str | VonageError | Skipped
+
+
+def _choices(sends: list[Send], now: datetime) -> list[list[Choice]]:
+    """How each send's channels go out (one for a message, every channel for a workflow), decided now from
+    the 24-hour windows: a Dispatch workflow is built once, so each item's form is fixed here."""
+    channels = {id(send): _send_channels(send) for send in sends}
+    opened = open_windows([c for _, c in (pair for pairs in channels.values() for pair in pairs)], now)
+    choices = []
+    for send in sends:
+        escalation = send.escalation
+        values = TemplateValues(text=escalation.message, escalation=str(escalation.pk), person=send.page.person_name,
+                                roster=escalation.roster_name)
+        choices.append([choose(channel, window_open=(channel["type"], channel["address"]) in opened, values=values)
+                        for _, channel in channels[id(send)]])
+    return choices
+
+
+def _send_channels(send: Send) -> list[tuple[int, dict]]:
+    """(index in the plan, channel) of what this send is about."""
+    channels = plan_person(send.escalation, send.page.index)["channels"]
+    if send.message is not None:
+        return [(send.message.channel_index, channels[send.message.channel_index])]
+    return list(enumerate(channels))
 
 
 def request_time() -> timedelta:
@@ -98,13 +134,13 @@ def _give_back(sends: list[Send], now: datetime) -> None:
                                   next_action_at=send.lease).update(next_action_at=now)
 
 
-def _record(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set[int]:
+def _record(answers: list[tuple[Send, list[Choice], Answer]], now: datetime) -> set[int]:
     with transaction.atomic():
         again = _record_outcomes(answers, now)
     # Webhooks of a workflow may have arrived before we knew its uuid; apply them now. What they change
     # (a failed last channel, an error report) is for a decision made at once.
-    accepted = {answer: send for send, answer in answers
-                if send.message is None and not isinstance(answer, VonageError)}
+    accepted = {answer: send for send, _, answer in answers
+                if send.message is None and isinstance(answer, str)}
     for dispatch_uuid in workflows_applied_unmatched(list(accepted)):
         if replay_unmatched_dispatch(dispatch_uuid, now=now):
             again.add(accepted[dispatch_uuid].escalation.pk)
@@ -121,36 +157,41 @@ def _release(sends: list[Send]) -> None:
         Page.objects.filter(pk__in=pages).update(claimed_until=None)
 
 
-def _request(send: Send) -> str | VonageError:
-    """The one request of a send: Vonage's uuid for it, or why it failed. Touches no database."""
+def _request(send: Send, choices: list[Choice]) -> Answer:
+    """The one request of a send: Vonage's uuid for it, or why it failed or was not made. Touches no
+    database. A workflow leaves its skipped channels out."""
     escalation, page = send.escalation, send.page
     person = plan_person(escalation, page.index)
+    sent = [(channel, choice) for (_, channel), choice in zip(_send_channels(send), choices, strict=True)
+            if not choice.skipped]
+    if not sent:
+        return Skipped("; ".join(choice.label for choice in choices))
     try:
         if send.message is None:
-            return get_client().dispatch_failover(person_name=person["name"], channels=person["channels"],
-                                                  text=escalation.message)
-        return get_client().send_message(channel=person["channels"][send.message.channel_index],
-                                         text=personal_text(page.person_name, escalation.message),
-                                         client_ref=send.message.client_ref)
+            return get_client().dispatch_failover(person_name=person["name"], channels=[c for c, _ in sent],
+                                                  text=escalation.message, forms=[choice.form for _, choice in sent])
+        [(channel, choice)] = sent
+        return get_client().send_message(channel=channel, text=personal_text(page.person_name, escalation.message),
+                                         client_ref=send.message.client_ref, form=choice.form)
     except VonageError as error:
         return error
 
 
-def _record_outcomes(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set[int]:
+def _record_outcomes(answers: list[tuple[Send, list[Choice], Answer]], now: datetime) -> set[int]:
     """Every outcome under its escalation's lock, read fresh; the writes saved together."""
     locked = {e.pk: e for e in Escalation.objects.select_for_update().filter(
-        pk__in={s.escalation.pk for s, _ in answers}).order_by("pk").only("pk", "state", "next_action_at")}
+        pk__in={s.escalation.pk for s, _, _ in answers}).order_by("pk").only("pk", "state", "next_action_at")}
     # Webhooks may have moved a message since the claim (matched by client_ref); the lock makes this exact.
-    ranks = dict(Message.objects.filter(pk__in=[s.message.pk for s, _ in answers if s.message is not None])
+    ranks = dict(Message.objects.filter(pk__in=[s.message.pk for s, _, _ in answers if s.message is not None])
                  .values_list("pk", "status_rank"))
     batch = Batch(now)
     again = set()
-    for send, answer in answers:
+    for send, choices, answer in answers:
         lease = send.lease  # as claimed: the outcome below moves the claim on
         if send.message is not None:
-            at = _message_outcome(send, answer, ranks[send.message.pk], batch)
+            at = _message_outcome(send, choices[0], answer, ranks[send.message.pk], batch)
         else:
-            at = _dispatch_outcome(send, answer, batch)
+            at = _dispatch_outcome(send, choices, answer, batch)
         escalation = locked[send.escalation.pk]
         if escalation.state != EscalationState.ACTIVE:
             continue
@@ -164,18 +205,28 @@ def _record_outcomes(answers: list[tuple[Send, str | VonageError]], now: datetim
     return again
 
 
-def _message_outcome(send: Send, answer: str | VonageError, rank: int, batch: Batch) -> datetime | None:
+def _message_outcome(send: Send, choice: Choice, answer: Answer, rank: int, batch: Batch) -> datetime | None:
     """Record a message's outcome; returns when the escalation is next due, or None for at once."""
     message, page, now = send.message, send.page, batch.now
     label = ChannelType(message.channel_type).label
-    if not isinstance(answer, VonageError):
+    if isinstance(answer, Skipped):
+        # Nothing was sent, so nothing can arrive: the next channel is tried at once.
+        if rank < 3:
+            batch.update(message, status=MessageStatus.FAILED, status_rank=3, failed_at=now, claimed_until=None,
+                         error=f"skipped: {answer.reason}"[:1000], form="skipped")
+        batch.event(page.escalation_id, EventKind.SEND_FAILED,
+                    f"Skipped {page.person_name}'s {label} {message.to_address}: {answer.reason}.",
+                    page=page, message=message)
+        return None
+    if isinstance(answer, str):
         deadline = now + timedelta(seconds=message.expiry_time)
-        fields = {"message_uuid": answer, "sent_at": now, "deadline": deadline, "claimed_until": None, "error": ""}
+        fields = {"message_uuid": answer, "sent_at": now, "deadline": deadline, "claimed_until": None, "error": "",
+                  "form": choice.label[:200]}
         if rank == 0:  # a status webhook (matched by client_ref) may already have moved it on
             fields.update(status=MessageStatus.SUBMITTED, status_rank=1)
         batch.update(message, **fields)
         batch.event(page.escalation_id, EventKind.SENT,
-                    f"Sent to {page.person_name} on {label} {message.to_address}; waiting "
+                    f"Sent to {page.person_name} on {label} {message.to_address} as {choice.label}; waiting "
                     f"{message.expiry_time} s for '{message.condition}'.", page=page, message=message)
         return deadline
     error, attempts = answer, message.send_attempts
@@ -197,18 +248,28 @@ def _message_outcome(send: Send, answer: str | VonageError, rank: int, batch: Ba
     return retry_at
 
 
-def _dispatch_outcome(send: Send, answer: str | VonageError, batch: Batch) -> datetime | None:
+def _dispatch_outcome(send: Send, choices: list[Choice], answer: Answer, batch: Batch) -> datetime | None:
     """Record a workflow's outcome; returns when the escalation is next due, or None for at once."""
     page, now = send.page, batch.now
     person = plan_person(send.escalation, page.index)
-    if not isinstance(answer, VonageError):
-        window = person_window_seconds(person)
+    if isinstance(answer, Skipped):
+        batch.update(page, claimed_until=None, last_error=f"skipped: {answer.reason}"[:1000])
+        pass_over(page, f"every channel was skipped: {answer.reason}.", batch)
+        return None
+    if isinstance(answer, str):
+        sent = {index: choice for index, choice in enumerate(choices) if not choice.skipped}
+        window = sum(int(person["channels"][index]["expiry_time"]) for index in sent)
         # Vonage's clock for the workflow starts now, so the person's window does too.
         deadline = now + timedelta(seconds=window)
-        batch.update(page, dispatch_uuid=answer, claimed_until=None, last_error="", deadline=deadline)
+        batch.update(page, dispatch_uuid=answer, claimed_until=None, last_error="", deadline=deadline,
+                     item_forms={str(index): choice.label for index, choice in sent.items()})
+        forms = ", then ".join(f"{ChannelType(person['channels'][index]['type']).label} as {choice.label}"
+                               for index, choice in sent.items())
+        skipped = "".join(f" Skipped {ChannelType(person['channels'][index]['type']).label}: {choice.label}."
+                          for index, choice in enumerate(choices) if choice.skipped)
         batch.event(page.escalation_id, EventKind.SENT,
-                    f"Dispatch workflow accepted for {page.person_name} ({len(person['channels'])} channels, "
-                    f"up to {window} s).", page=page)
+                    f"Dispatch workflow accepted for {page.person_name} ({len(sent)} channels, up to {window} s): "
+                    f"{forms}.{skipped}"[:500], page=page)
         return deadline
     error = answer
     retry_at = now + retry_delay(page.send_attempts)

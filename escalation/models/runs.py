@@ -113,6 +113,9 @@ class Page(models.Model):
     # A worker sending the workflow holds this lease; a crashed worker's send is retried after it.
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Dispatch mode: how each workflow item went out, by channel index as a string ("0": "WhatsApp template
+    # `oncall_alert` (window closed)"), decided when the workflow was built; a skipped channel is absent.
+    item_forms = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["escalation", "round", "index"]
@@ -177,6 +180,8 @@ class Message(models.Model):
     # A worker sending this message holds this lease; a crashed worker's send is retried after it.
     claimed_until = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # How it went out: "text (window open)", "WhatsApp template `oncall_alert` (window closed)", ...
+    form = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["page", "channel_index", "id"]

@@ -6,6 +6,7 @@ import uuid
 
 from escalation.vonage.bodies import failover_workflow, v1_message
 from escalation.vonage.errors import VonageError
+from escalation.vonage.forms import FREE_TEXT, Form
 from escalation.vonage.http import VonageHttp
 
 
@@ -13,15 +14,17 @@ class VonageClient:
     def __init__(self) -> None:
         self.http = VonageHttp()
 
-    def dispatch_failover(self, *, person_name: str, channels: list[dict], text: str) -> str:
+    def dispatch_failover(self, *, person_name: str, channels: list[dict], text: str,
+                          forms: list[Form] | None = None) -> str:
         """Start one Dispatch failover workflow for one person; return its dispatch_uuid."""
         answer = self.http.post("/v0.1/dispatch", failover_workflow(person_name=person_name, channels=channels,
-                                                                    text=text))
+                                                                    text=text, forms=forms))
         return answer_uuid(answer, "dispatch_uuid")
 
-    def send_message(self, *, channel: dict, text: str, client_ref: str) -> str:
-        """Send one Messages API v1 text on one channel; return its message_uuid."""
-        answer = self.http.post("/v1/messages", v1_message(channel=channel, text=text, client_ref=client_ref))
+    def send_message(self, *, channel: dict, text: str, client_ref: str, form: Form = FREE_TEXT) -> str:
+        """Send one Messages API v1 message (text, template or tagged) on one channel; return its message_uuid."""
+        answer = self.http.post("/v1/messages", v1_message(channel=channel, text=text, client_ref=client_ref,
+                                                           form=form))
         return answer_uuid(answer, "message_uuid")
 
 
