@@ -82,6 +82,28 @@ def create_workflow_schema() -> dict:
     return schema
 
 
+# Each Dispatch item's `message` is a Messages API v0.1 message: messages-v0.1.yml's schema for its channel and
+# content type (only those the emulator plays; SMS has no such `message` object there).
+V01_MESSAGE_SCHEMAS = {
+    ("whatsapp", "text"): "textMessageWhatsApp",
+    ("whatsapp", "template"): "templateMessageWhatsApp",
+    ("messenger", "text"): "textMessageFacebook",
+    ("viber_service_msg", "text"): "textMessageViber",
+}
+
+
+@functools.cache
+def _v01_message_validator(name: str) -> Draft4Validator:
+    document = yaml.safe_load((SPEC_DIR / "messages-v0.1.yml").read_text())
+    schema = _inline_refs(document["components"]["schemas"][name], document)
+    if name == "templateMessageWhatsApp":
+        # The two spec copies disagree on template parameters: messages-v0.1.yml has plain strings, dispatch.yml
+        # (the API these items are sent to) and VONAGE_FACTS.md have [{"default": ...}]. dispatch.yml checks them.
+        del schema["properties"]["message"]["properties"]["content"]["properties"]["template"]["properties"][
+            "parameters"]
+    return Draft4Validator(schema)
+
+
 @functools.cache
 def _validator(kind: str) -> Draft4Validator:
     # OpenAPI 3.0 schema objects are a draft-4 dialect (boolean exclusiveMinimum and friends).
@@ -113,9 +135,11 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
     return _leaves(best_match(error.context))
 
 
-def _schema_problems(kind: str, body: object, prefix: tuple = ()) -> list[dict]:
+def _schema_problems(kind: str, body: object, prefix: tuple = (), validator: Draft4Validator | None = None
+                     ) -> list[dict]:
     problems = []
-    errors = sorted(_validator(kind).iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
+    validator = validator or _validator(kind)
+    errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
     for leaf in (leaf for error in errors for leaf in _leaves(error)):
         path = [*prefix, *leaf.absolute_path]
         if leaf.validator == "required":
@@ -170,12 +194,21 @@ def _item_problems(index: int, item: dict, *, last: bool) -> list[dict]:
     elif to_field == "number" and not E164.match(item["to"]["number"]):
         problems.append({"name": f"{prefix}.to.number", "reason": "must be E.164 digits without '+'"})
     problems += _form_problems(f"{prefix}.message", kind, item["message"])
+    schema = V01_MESSAGE_SCHEMAS.get((kind, item["message"]["content"]["type"]))
+    if schema is not None:
+        # Named from the item: the schema's own root is `{message: ...}`, hence the path's first part dropped.
+        problems += _schema_problems("", {"message": item["message"]}, ("workflow", index),
+                                     _v01_message_validator(schema))
     content = item["message"]["content"]
     if content["type"] == "template":
         if kind != "whatsapp":
             problems.append({"name": f"{prefix}.message.content.type", "reason": "a template is for whatsapp only"})
         elif not (content.get("template") or {}).get("name"):
             problems.append({"name": f"{prefix}.message.content.template.name", "reason": "is required"})
+        elif ":" not in content["template"]["name"]:
+            # messages-v0.1.yml: "use your WhatsApp namespace ..., followed by a colon and the name of the template".
+            problems.append({"name": f"{prefix}.message.content.template.name",
+                             "reason": "must be the WhatsApp namespace, a colon, then the template's name"})
     elif content["type"] != "text":
         problems.append({"name": f"{prefix}.message.content.type", "reason": "the emulator plays text and template"})
     elif "text" not in content:

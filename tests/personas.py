@@ -39,8 +39,8 @@ def make_senders(*, business_initiated: bool = True) -> None:
         Sender.objects.create(channel_type=channel_type, sender_id=sender_id, **settings)
 
 
-def make_roster(*people: tuple, name: str = "primary", rounds: int = 1) -> Roster:
-    make_senders()
+def make_roster(*people: tuple, name: str = "primary", rounds: int = 1, business_initiated: bool = True) -> Roster:
+    make_senders(business_initiated=business_initiated)
     roster = Roster.objects.create(name=name, rounds=rounds)
     for position, (person_name, channels) in enumerate(people):
         RosterMember.objects.create(roster=roster, person=make_person(person_name, channels), position=position)

@@ -26,6 +26,7 @@ from escalation.engine.plan import personal_text, plan_person
 from escalation.engine.step import Send, pass_over, send_lease
 from escalation.engine.windows import Choice, TemplateValues, choose, open_windows
 from escalation.models import (
+    Api,
     ChannelType,
     Escalation,
     EscalationState,
@@ -105,8 +106,8 @@ def _choices(sends: list[Send], now: datetime) -> list[list[Choice]]:
         escalation = send.escalation
         values = TemplateValues(text=escalation.message, escalation=str(escalation.pk), person=send.page.person_name,
                                 roster=escalation.roster_name)
-        choices.append([choose(channel, window_open=(channel["type"], channel["address"]) in opened, values=values)
-                        for _, channel in channels[id(send)]])
+        choices.append([choose(channel, window_open=(channel["type"], channel["address"]) in opened, values=values,
+                               dispatch=escalation.api == Api.DISPATCH) for _, channel in channels[id(send)]])
     return choices
 
 

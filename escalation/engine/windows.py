@@ -75,8 +75,9 @@ def open_windows(channels: list[dict], now: datetime) -> set[tuple[str, str]]:
             if any(kind == k and address == a and sender in ("", s) for k, a, s in wanted)}
 
 
-def choose(channel: dict, *, window_open: bool, values: TemplateValues) -> Choice:
-    """The form of one message on `channel` (a plan channel dict)."""
+def choose(channel: dict, *, window_open: bool, values: TemplateValues, dispatch: bool = False) -> Choice:
+    """The form of one message on `channel` (a plan channel dict); `dispatch` for a Dispatch workflow item,
+    whose template name must carry the namespace (messages-v0.1.yml, `templateMessageWhatsAppContent`)."""
     kind = channel["type"]
     if kind not in WINDOWED_CHANNELS:
         return Choice(FREE_TEXT, "text")
@@ -86,12 +87,15 @@ def choose(channel: dict, *, window_open: bool, values: TemplateValues) -> Choic
     if kind == ChannelType.WHATSAPP:
         template = channel.get("template")
         if not template:
-            return Choice(None, f"no {label} template configured and the 24-hour window is closed")
+            return Choice(None, "no template configured and the 24-hour window is closed")
+        if dispatch and not template.get("namespace"):
+            return Choice(None, f"the template `{template['name']}` has no namespace, which the Dispatch API "
+                                "needs, and the 24-hour window is closed")
         return Choice(Form(template=_template_send(template, values)),
                       f"{label} template `{template['name']}` (window closed)")
     tag = channel.get("tag")
     if not tag:
-        return Choice(None, f"no {label} message tag configured and the 24-hour window is closed")
+        return Choice(None, "no message tag configured and the 24-hour window is closed")
     return Choice(Form(messenger_tag=tag), f"{label} tagged {tag} (window closed)")
 
 

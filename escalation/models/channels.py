@@ -43,8 +43,9 @@ TEMPLATE_PARAMETERS = {
     "person": "the paged person's name",
     "roster": "the roster's name",
 }
-# Policies a WhatsApp template send may ask for (dispatch.yml `whatsapp.policy`).
-TEMPLATE_POLICIES = ("deterministic", "fallback")
+# Policies a WhatsApp template send may ask for. dispatch.yml still lists `fallback`, but messages-v0.1.yml
+# (`templateMessageWhatsApp`) says WhatsApp deprecated it in January 2020 and such requests are rejected.
+TEMPLATE_POLICIES = ("deterministic",)
 # The channels where a business may write freely only within 24 hours of the person's last message
 # (emulator/spec/VONAGE_FACTS.md, "Business-initiated messages: the 24-hour windows").
 WINDOWED_CHANNELS = (ChannelType.WHATSAPP, ChannelType.MESSENGER)

@@ -185,7 +185,7 @@ class Sender(models.Model):
     )
     template_policy = models.CharField(
         max_length=15, default="deterministic", choices=[(p, p) for p in TEMPLATE_POLICIES],
-        help_text="deterministic: exactly this locale; fallback: the phone's language if the template has it.",
+        help_text="deterministic: exactly this locale (WhatsApp refuses the old 'fallback' since 2020).",
     )
     template_parameters = models.CharField(
         max_length=200, blank=True, default="text",

@@ -14,6 +14,7 @@ from escalation.engine.wakeup import notify_workers
 from escalation.engine.windows import TemplateValues, choose, open_windows, sender_settings
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
+    Api,
     Channel,
     ChannelType,
     Escalation,
@@ -93,7 +94,8 @@ def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -
         channels, warnings = [], []
         for channel in person["channels"]:
             label = ChannelType(channel["type"]).label
-            choice = choose(channel, window_open=(channel["type"], channel["address"]) in opened, values=values)
+            choice = choose(channel, window_open=(channel["type"], channel["address"]) in opened, values=values,
+                            dispatch=settings.ESCALATION_API == Api.DISPATCH)
             if choice.skipped:
                 warnings.append(f"{person['name']}'s {label}: {choice.label}: it will be skipped.")
             channels.append({**channel, "type_label": label, "text_limit": text_limit(channel["type"]),
