@@ -16,6 +16,7 @@ from escalation.engine.worker import run_due
 from escalation.models import InboundContact, Message, Page
 from escalation.services.escalations import escalation_fire, fire_preview
 from escalation.vonage import get_client
+from escalation.vonage.bodies import failover_workflow, v1_message
 from escalation.vonage.forms import Form, TemplateSend
 from escalation.webhooks.payloads import InboundReply
 from tests.personas import make_roster
@@ -27,6 +28,11 @@ WHATSAPP, PSID, SMS = "447700900031", "23037543461244479", "447700900032"
 # Someone on call who never wrote to the company's WhatsApp number or Facebook page.
 RAVI = ("Ravi", [("whatsapp", WHATSAPP, 15, "read"), ("messenger", PSID, 15, "read"), ("sms", SMS, 15, "delivered")])
 MODES = ["messages_mode", "dispatch_mode"]
+# Plan channels to the company's senders (tests/personas.py), for the client on its own.
+TO_WHATSAPP = {"type": "whatsapp", "address": WHATSAPP, "expiry_time": 15, "condition": "read",
+               "sender": "447700900000"}
+TO_MESSENGER = {"type": "messenger", "address": PSID, "expiry_time": 15, "condition": "read",
+                "sender": "1923256201474167"}
 
 
 def at(seconds: float):
@@ -93,10 +99,7 @@ def test_it_pages_someone_who_never_wrote_with_a_template_and_a_tagged_message_t
 @pytest.mark.parametrize("api", ["messages", "dispatch"])
 def test_it_is_rejected_by_the_emulator_when_free_form_text_goes_to_someone_who_never_wrote(api, emulator,
                                                                                              webhook_sink):
-    whatsapp = {"type": "whatsapp", "address": WHATSAPP, "expiry_time": 15, "condition": "read",
-                "sender": "447700900000"}
-    messenger = {"type": "messenger", "address": PSID, "expiry_time": 15, "condition": "read",
-                 "sender": "1923256201474167"}
+    whatsapp, messenger = TO_WHATSAPP, TO_MESSENGER
     if api == "messages":
         get_client().send_message(channel=whatsapp, text="db down", client_ref="w")
         get_client().send_message(channel=messenger, text="db down", client_ref="m")
@@ -171,9 +174,7 @@ def test_a_reply_from_the_phones_page_opens_the_window_in_the_app_and_the_emulat
     run_due()  # the worker applies the stored inbound webhook
     contact = InboundContact.objects.get(channel_type="whatsapp", address=WHATSAPP)
     assert contact.sender_id == "447700900000"
-    whatsapp = {"type": "whatsapp", "address": WHATSAPP, "expiry_time": 15, "condition": "read",
-                "sender": "447700900000"}
-    get_client().send_message(channel=whatsapp, text="db down", client_ref="w")
+    get_client().send_message(channel=TO_WHATSAPP, text="db down", client_ref="w")
     app_emulator.wait_for(lambda: app_emulator.messages(to=WHATSAPP, api="messages"),
                           lambda found: found and found[0]["status"] == "delivered")
 
@@ -188,13 +189,10 @@ def test_it_counts_the_window_from_when_the_person_wrote_and_closes_it_after_24_
 
 
 def test_a_template_and_a_tagged_message_validate_against_both_spec_copies():
-    whatsapp = {"type": "whatsapp", "address": WHATSAPP, "expiry_time": 15, "condition": "read", "sender": "447700900000"}
-    messenger = {"type": "messenger", "address": PSID, "expiry_time": 15, "condition": "read",
-                 "sender": "1923256201474167"}
+    whatsapp, messenger = TO_WHATSAPP, TO_MESSENGER
     template = Form(template=TemplateSend(name="oncall_alert", namespace="whatsapp:hsm:it:oncall", locale="en-GB",
                                           values=("db down", "7")))
     tagged = Form(messenger_tag="ACCOUNT_UPDATE")
-    from escalation.vonage.bodies import failover_workflow, v1_message
     workflow = failover_workflow(person_name="Ravi", channels=[whatsapp, messenger], text="db down",
                                  forms=[template, tagged])
     assert dispatch_problems(workflow) == []
