@@ -13,13 +13,14 @@ from django.utils import timezone
 from emulator.schemas import dispatch_problems, message_problems
 from escalation.engine.apply import apply_inbound
 from escalation.engine.worker import run_due
-from escalation.models import InboundContact, Message, Page
+from escalation.models import InboundContact, Message, Page, Sender
 from escalation.services.escalations import escalation_fire, fire_preview
+from escalation.services.integrations import channel_test_send
 from escalation.vonage import get_client
 from escalation.vonage.bodies import failover_workflow, v1_message
 from escalation.vonage.forms import Form, TemplateSend
 from escalation.webhooks.payloads import InboundReply
-from tests.personas import make_roster
+from tests.personas import make_person, make_roster, make_senders
 
 pytestmark = pytest.mark.django_db
 
@@ -204,3 +205,20 @@ def test_a_template_and_a_tagged_message_validate_against_both_spec_copies():
     assert {p["name"] for p in dispatch_problems(broken)} == {"workflow[0].message.content.template.name"}
     del workflow["workflow"][1]["message"]["messenger"]["tag"]
     assert {p["name"] for p in dispatch_problems(workflow)} == {"workflow[1].message.messenger.tag"}
+
+
+def test_a_test_message_follows_the_same_rules(emulator):
+    make_senders(business_initiated=False)
+    person = make_person(*RAVI)
+    tests = channel_test_send(person=person, now=T0)
+    assert [(t.channel_type, t.status) for t in tests] == [
+        ("whatsapp", "failed"), ("messenger", "failed"), ("sms", "submitted")]
+    assert tests[0].error == "Not sent: no template configured and the 24-hour window is closed."
+    Sender.objects.filter(channel_type="whatsapp").update(template_name="oncall_alert")
+    wrote(PSID, "messenger", "1923256201474167", 3600)
+    tests = channel_test_send(person=person, now=T0)
+    assert [(t.status, t.form) for t in tests[:2]] == [
+        ("submitted", "WhatsApp template `oncall_alert` (window closed)"), ("submitted", "text (24-hour window open)")]
+    template = [r["body"] for r in emulator.requests() if r["body"].get("channel") == "whatsapp"]
+    assert template[-1]["template"]["parameters"][0].startswith("[Ravi]: this is a test message on WhatsApp")
+    statuses(emulator, WHATSAPP, "delivered")
