@@ -285,8 +285,10 @@ def _lane(*, page: Page, y: float, planned: list[dict], messages: list[Message],
         message = by_index.get(index)
         if message is None:
             channel = planned[index]
+            # A workflow built without this channel: its 24-hour window was closed with nothing configured.
+            skipped = page.dispatch_uuid is not None and page.item_forms and str(index) not in page.item_forms
             lane.rows.append(Row(row_y, channel_label(channel.get("type", ""), channel.get("address", "")),
-                                 note="not tried"))
+                                 note="skipped: 24-hour window closed" if skipped else "not tried"))
             continue
         lane.rows.append(_row(message, row_y, message_marks.get(message.id, []), x, rel, page_stop,
                               page.state == PageState.ACTIVE))
