@@ -31,7 +31,8 @@ class Escalation(models.Model):
     message = models.TextField()
     api = models.CharField(max_length=10, choices=Api.choices)
     # Frozen at fire time: {"rounds": n, "people": [{"person_id", "name", "channels": [
-    #   {"type", "address", "expiry_time", "condition", "sender"}]}]}.
+    #   {"type", "address", "expiry_time", "condition", "sender", "template"?, "tag"?}]}]}; `template` and
+    #   `tag` are the sender's settings for a closed 24-hour window (engine/windows.py).
     plan = models.JSONField()
     state = models.CharField(max_length=12, choices=EscalationState.choices, default=EscalationState.ACTIVE)
     fired_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
