@@ -222,3 +222,20 @@ def test_a_test_message_follows_the_same_rules(emulator):
     template = [r["body"] for r in emulator.requests() if r["body"].get("channel") == "whatsapp"]
     assert template[-1]["template"]["parameters"][0].startswith("[Ravi]: this is a test message on WhatsApp")
     statuses(emulator, WHATSAPP, "delivered")
+
+
+def test_the_emulator_delivers_free_form_text_to_anyone_when_told_not_to_enforce_windows(emulator):
+    with pytest.raises(ValueError, match="enforce_windows must be true or false"):
+        emulator.configure(enforce_windows="no")
+    emulator.configure(enforce_windows=False)
+    get_client().send_message(channel=TO_WHATSAPP, text="db down", client_ref="w")
+    statuses(emulator, WHATSAPP, "delivered")
+
+
+def test_a_window_older_than_24_emulated_hours_is_closed_in_the_emulator(emulator):
+    emulator.reply(sender=WHATSAPP, channel_type="whatsapp", text="hi", ago=25 * 3600)
+    get_client().send_message(channel=TO_WHATSAPP, text="db down", client_ref="w")
+    emulator.wait_for(lambda: emulator.messages(to=WHATSAPP, api="messages"),
+                      lambda found: found and found[0]["status"] == "rejected")
+    with pytest.raises(ValueError, match="ago is a number"):
+        emulator.reply(sender=WHATSAPP, channel_type="whatsapp", text="hi", ago=-1)
