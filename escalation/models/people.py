@@ -184,7 +184,7 @@ class Sender(models.Model):
         help_text="The template's language, BCP 47 (en-GB); sent as en_GB on the Messages API v1.",
     )
     template_policy = models.CharField(
-        max_length=15, default="deterministic", choices=[(p, p) for p in TEMPLATE_POLICIES],
+        max_length=15, blank=True, default="deterministic", choices=[(p, p) for p in TEMPLATE_POLICIES],
         help_text="deterministic: exactly this locale (WhatsApp refuses the old 'fallback' since 2020).",
     )
     template_parameters = models.CharField(
@@ -219,7 +219,9 @@ class Sender(models.Model):
                 validate_sender(self.channel_type, self.sender_id)
             except ValidationError as e:
                 errors["sender_id"] = e.messages
-        self.template_locale = self.template_locale.strip().replace("_", "-")
+        # Defaults for a form that leaves them out (a sender of another channel, an older client).
+        self.template_locale = self.template_locale.strip().replace("_", "-") or "en-US"
+        self.template_policy = self.template_policy or TEMPLATE_POLICIES[0]
         if self.template_name or self.template_namespace:
             errors.update(self._template_errors())
         if self.messenger_tag:
