@@ -42,7 +42,8 @@ def v1_form(body: dict) -> tuple[str, str]:
 
 
 def _template_text(name: str, values: list) -> str:
-    return f"[template {name}] " + " | ".join(str(v) for v in values)
+    # The phone shows the template's own name, not the Dispatch "namespace:" before it.
+    return f"[template {name.rsplit(':', 1)[-1]}] " + " | ".join(str(v) for v in values)
 
 
 def refused(store, message, *, time_scale: float, now: float | None = None) -> bool:
