@@ -68,8 +68,10 @@ def open_windows(channels: list[dict], now: datetime) -> set[tuple[str, str]]:
     wanted = {(c["type"], c["address"], c.get("sender", "")) for c in channels if c["type"] in WINDOWED_CHANNELS}
     if not wanted:
         return set()
+    # Filtered on the unique index's leading columns (channel_type, address), so it reads only these rows.
     rows = InboundContact.objects.filter(
-        address__in={address for _, address, _ in wanted}, last_inbound_at__gt=now - WINDOW,
+        channel_type__in={kind for kind, _, _ in wanted}, address__in={address for _, address, _ in wanted},
+        last_inbound_at__gt=now - WINDOW,
     ).order_by().values_list("channel_type", "address", "sender_id")
     return {(kind, address) for kind, address, sender in rows
             if any(kind == k and address == a and sender in ("", s) for k, a, s in wanted)}
