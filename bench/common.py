@@ -63,6 +63,15 @@ def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
+# What the plan freezes from senders with a template and a tag (escalation/engine/windows.py): bench people
+# never wrote, so their WhatsApp and Messenger windows are closed.
+BUSINESS_INITIATED = {
+    "whatsapp": {"template": {"name": "oncall_alert", "namespace": "whatsapp:hsm:it:oncall", "locale": "en-US",
+                              "policy": "deterministic", "parameters": ["text"]}},
+    "messenger": {"tag": "ACCOUNT_UPDATE"},
+}
+
+
 def bench_plan(people: int, *, channels: tuple[str, ...] = ("whatsapp", "sms"), expiry_time: int = 600,
                condition: str = "read", rounds: int = 1, person_ids: list[int] | None = None) -> dict:
     """A frozen plan, as escalation_fire writes it, for `people` bench people."""
@@ -75,7 +84,7 @@ def bench_plan(people: int, *, channels: tuple[str, ...] = ("whatsapp", "sms"), 
             "name": f"Bench person {index + 1}",
             "channels": [
                 {"type": t, "address": str(BENCH_PERSON_NUMBER + 10 * index + c), "expiry_time": expiry_time,
-                 "condition": condition, "sender": senders[t]}
+                 "condition": condition, "sender": senders[t], **BUSINESS_INITIATED.get(t, {})}
                 for c, t in enumerate(channels)
             ],
         })

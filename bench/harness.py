@@ -65,6 +65,8 @@ POSTGRES_BASE = "postgres://postgres@127.0.0.1:5432"
 CHANNEL_TYPES = ("messenger", "viber_service_msg", "whatsapp", "sms")
 SENDERS = {"messenger": "1923256201474167", "viber_service_msg": "654321", "whatsapp": "447700900000",
            "sms": "447700900000"}
+SENDER_SETTINGS = {"whatsapp": {"template_name": "oncall_alert", "template_namespace": "whatsapp:hsm:it:oncall"},
+                   "messenger": {"messenger_tag": "ACCOUNT_UPDATE"}}
 
 T = TypeVar("T")
 
@@ -461,7 +463,9 @@ class Stack:
         from escalation.models import Channel, Person, Roster, RosterMember, Sender
 
         for channel_type, sender_id in SENDERS.items():
-            Sender.objects.get_or_create(channel_type=channel_type, defaults={"sender_id": sender_id})
+            # A template and a tag, as a live set-up has: bench people never wrote, so their windows are closed.
+            Sender.objects.get_or_create(channel_type=channel_type, defaults={
+                "sender_id": sender_id, **SENDER_SETTINGS.get(channel_type, {})})
         roster = Roster.objects.create(name=name, rounds=rounds)
         number = first_number or 1 + 1000 * Roster.objects.count()
         for position in range(people):

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
                         '[{"address": "447700900001", "action": "read", "after": 30}]')
     parser.add_argument("--webhook-lanes", type=int, default=8, help="concurrent webhook deliveries")
     parser.add_argument("--phone-names", help='names for the /phones/ page: JSON {"Tony": ["447700900001", ...]}')
+    parser.add_argument("--no-windows", action="store_true",
+                        help="deliver free-form WhatsApp/Messenger messages even outside the 24-hour window")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         public_key=Path(args.public_key).read_bytes(), webhook_base=args.webhook_base,
         signature_secret=args.signature_secret, time_scale=args.time_scale, application_id=args.application_id,
         api_key=args.api_key, webhook_lanes=args.webhook_lanes, verbose=args.verbose, phone_names=phone_names,
+        enforce_windows=not args.no_windows,
     )
     try:
         emulator = Emulator(config, host=args.host, port=args.port)

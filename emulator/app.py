@@ -23,6 +23,8 @@ class EmulatorConfig:
     application_id: str = ""  # when set, JWTs for any other application are refused
     api_key: str = "emulator"  # the account's api_key claim in webhook signatures
     hang_seconds: float = 30.0  # how long a "hang" fault keeps the request open (real seconds)
+    # Refuse free-form WhatsApp / `response` Messenger messages outside the 24-hour window (emulator/windows.py).
+    enforce_windows: bool = True
     webhook_lanes: int = 8
     record_limit: int = 200_000
     verbose: bool = False
@@ -31,7 +33,8 @@ class EmulatorConfig:
 
 
 # What /_emulator/config may change at runtime.
-RUNTIME_SETTINGS = ("webhook_base", "signature_secret", "time_scale", "application_id", "api_key", "hang_seconds")
+RUNTIME_SETTINGS = ("webhook_base", "signature_secret", "time_scale", "application_id", "api_key", "hang_seconds",
+                    "enforce_windows")
 
 
 class Emulator:
@@ -100,7 +103,9 @@ class Emulator:
             raise ValueError(f"cannot change {', '.join(sorted(unknown))}; only {', '.join(RUNTIME_SETTINGS)}")
         for name, value in changes.items():
             kind = {f.name: f.type for f in fields(EmulatorConfig)}[name]
-            setattr(self.config, name, float(value) if kind is float else str(value))
+            if kind is bool and not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false")
+            setattr(self.config, name, float(value) if kind is float else value if kind is bool else str(value))
         self.scheduler.time_scale = self.config.time_scale
 
     def public_config(self) -> dict:

@@ -7,7 +7,7 @@ A Scenario changes that per address. Delays are emulated seconds (scaled by --ti
 import time
 import uuid
 
-from emulator import shapes
+from emulator import shapes, windows
 from emulator.schemas import DISPATCH_FIELDS, V1_TO_TYPE
 from emulator.store import STATUS_RANK, Dispatch, Message, Scenario
 
@@ -42,10 +42,11 @@ class Engine:
         return dispatch.uuid
 
     def accept_message(self, body: dict) -> str:
+        form, text = windows.v1_form(body)
         message = Message(
             uuid=str(uuid.uuid4()), api="messages", channel=V1_TO_TYPE[body["channel"]], to=body["to"],
-            sender=body["from"], text=body["text"], created=time.time(), client_ref=body.get("client_ref", ""),
-            webhook_url=body.get("webhook_url", ""),
+            sender=body["from"], text=text, created=time.time(), client_ref=body.get("client_ref", ""),
+            webhook_url=body.get("webhook_url", ""), form=form,
         )
         with self.store.lock:
             self.store.add_message(message)
@@ -56,6 +57,13 @@ class Engine:
 
     def _play(self, message: Message) -> None:
         """Schedule what the recipient's phone does with a message just sent (store lock held)."""
+        if self.emulator.config.enforce_windows and windows.refused(self.store, message,
+                                                                    time_scale=self.scheduler.time_scale):
+            # The platform refuses it whatever the phone would do: no scenario is used up.
+            message.error = (windows.WINDOW_ERROR_CODE, windows.WINDOW_ERROR_TITLE,
+                             windows.WINDOW_ERROR_DETAIL[message.channel])
+            self.scheduler.call_later(REJECT_DELAY, self._status, message.uuid, "rejected")
+            return
         scenario = self.store.take_scenario(message.channel, message.to) or Scenario(address=message.to)
         after = scenario.after
         if scenario.action == "reject":
@@ -111,17 +119,20 @@ class Engine:
                 self._status(message_uuid, status)
             return ""
 
-    def reply(self, *, sender: str, channel: str, text: str, version: str = "", to: str = "") -> str:
+    def reply(self, *, sender: str, channel: str, text: str, version: str = "", to: str = "",
+              ago: float = 0.0) -> str:
         """The person at `sender` writes `text` to us on `channel`; returns the inbound message_uuid.
 
         The webhook shape follows the API that last wrote to this phone (v0.1 after Dispatch, v1 after
         Messages) unless `version` says otherwise. Replying opens the chat, so the latest message is read.
+        `ago` (emulated seconds) dates the message in the past, e.g. "wrote an hour ago": it opened the
+        person's 24-hour window then.
         """
         with self.store.lock:
             latest = self.store.latest_sent_to(channel, sender)
             version = version or ("v0.1" if latest is not None and latest.api == "dispatch" else "v1")
             to = to or (latest.sender if latest is not None else DEFAULT_SENDERS[channel])
-            at = time.time()
+            at = time.time() - ago * self.scheduler.time_scale
             inbound = Message(uuid=str(uuid.uuid4()), api="inbound", channel=channel, to=to, sender=sender,
                               text=text, created=at, status="inbound")
             self.store.add_message(inbound)
@@ -156,10 +167,11 @@ class Engine:
             item = dispatch.items[index]
             kind = item["to"]["type"]
             from_field, to_field = DISPATCH_FIELDS[kind]
+            form, text = windows.dispatch_form(item["message"])
             message = Message(
                 uuid=str(uuid.uuid4()), api="dispatch", channel=kind, to=item["to"][to_field],
-                sender=item["from"][from_field], text=item["message"]["content"]["text"], created=time.time(),
-                dispatch_uuid=dispatch.uuid,
+                sender=item["from"][from_field], text=text, created=time.time(), dispatch_uuid=dispatch.uuid,
+                form=form,
             )
             self.store.add_message(message)
             dispatch.message_uuids.append(message.uuid)

@@ -168,6 +168,11 @@ def render_message(message: dict, now: float) -> str:
         api = "Dispatch" if message["api"] == "dispatch" else "Messages API"
         meta = (f'from {escape(message["from"])} via {api} · {when} · '
                 f'<span class="status status-{escape(status)}">{escape(status)}{status_at}</span>')
+        if message.get("error"):  # e.g. refused outside the 24-hour window
+            meta += f' · <span class="error">{escape(str(message["error"][1]))}</span>'
+        if message.get("form") in ("template", "tagged"):
+            meta += f' · {escape(message["form"])}'
+
     action = ""
     if not inbound and status not in NOT_READABLE:
         if message["channel"] == "sms":

@@ -38,6 +38,19 @@ V1_MESSAGE_SCHEMA = {
         "client_ref": {"type": "string", "maxLength": 100},
         "webhook_url": {"type": "string", "minLength": 1, "maxLength": 2000},
         "webhook_version": {"type": "string", "enum": ["v0.1", "v1"]},
+        # VONAGE_FACTS.md, "Business-initiated messages": Vonage's SDK model `WhatsappTemplate`.
+        "template": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 512},
+            "parameters": {"type": "array", "items": {"type": "string"}},
+        }},
+        "whatsapp": {"type": "object", "properties": {
+            "policy": {"type": "string", "enum": ["deterministic", "fallback"]},
+            "locale": {"type": "string", "minLength": 2, "maxLength": 20},
+        }},
+        "messenger": {"type": "object", "properties": {
+            "category": {"type": "string", "enum": ["response", "update", "message_tag"]},
+            "tag": {"type": "string", "minLength": 1},
+        }},
     },
 }
 
@@ -67,6 +80,28 @@ def create_workflow_schema() -> dict:
     # oneOf rejects every body; the failover rule is enforced in words below instead.
     items["anyOf"] = items.pop("oneOf")
     return schema
+
+
+# Each Dispatch item's `message` is a Messages API v0.1 message: messages-v0.1.yml's schema for its channel and
+# content type (only those the emulator plays; SMS has no such `message` object there).
+V01_MESSAGE_SCHEMAS = {
+    ("whatsapp", "text"): "textMessageWhatsApp",
+    ("whatsapp", "template"): "templateMessageWhatsApp",
+    ("messenger", "text"): "textMessageFacebook",
+    ("viber_service_msg", "text"): "textMessageViber",
+}
+
+
+@functools.cache
+def _v01_message_validator(name: str) -> Draft4Validator:
+    document = yaml.safe_load((SPEC_DIR / "messages-v0.1.yml").read_text())
+    schema = _inline_refs(document["components"]["schemas"][name], document)
+    if name == "templateMessageWhatsApp":
+        # The two spec copies disagree on template parameters: messages-v0.1.yml has plain strings, dispatch.yml
+        # (the API these items are sent to) and VONAGE_FACTS.md have [{"default": ...}]. dispatch.yml checks them.
+        del schema["properties"]["message"]["properties"]["content"]["properties"]["template"]["properties"][
+            "parameters"]
+    return Draft4Validator(schema)
 
 
 @functools.cache
@@ -100,9 +135,11 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
     return _leaves(best_match(error.context))
 
 
-def _schema_problems(kind: str, body: object, prefix: tuple = ()) -> list[dict]:
+def _schema_problems(kind: str, body: object, prefix: tuple = (), validator: Draft4Validator | None = None
+                     ) -> list[dict]:
     problems = []
-    errors = sorted(_validator(kind).iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
+    validator = validator or _validator(kind)
+    errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
     for leaf in (leaf for error in errors for leaf in _leaves(error)):
         path = [*prefix, *leaf.absolute_path]
         if leaf.validator == "required":
@@ -156,9 +193,24 @@ def _item_problems(index: int, item: dict, *, last: bool) -> list[dict]:
         problems.append({"name": f"{prefix}.to.{to_field}", "reason": f"is required for {kind}"})
     elif to_field == "number" and not E164.match(item["to"]["number"]):
         problems.append({"name": f"{prefix}.to.number", "reason": "must be E.164 digits without '+'"})
+    problems += _form_problems(f"{prefix}.message", kind, item["message"])
+    schema = V01_MESSAGE_SCHEMAS.get((kind, item["message"]["content"]["type"]))
+    if schema is not None:
+        # Named from the item: the schema's own root is `{message: ...}`, hence the path's first part dropped.
+        problems += _schema_problems("", {"message": item["message"]}, ("workflow", index),
+                                     _v01_message_validator(schema))
     content = item["message"]["content"]
-    if content["type"] != "text":
-        problems.append({"name": f"{prefix}.message.content.type", "reason": "the emulator plays text only"})
+    if content["type"] == "template":
+        if kind != "whatsapp":
+            problems.append({"name": f"{prefix}.message.content.type", "reason": "a template is for whatsapp only"})
+        elif not (content.get("template") or {}).get("name"):
+            problems.append({"name": f"{prefix}.message.content.template.name", "reason": "is required"})
+        elif ":" not in content["template"]["name"]:
+            # messages-v0.1.yml: "use your WhatsApp namespace ..., followed by a colon and the name of the template".
+            problems.append({"name": f"{prefix}.message.content.template.name",
+                             "reason": "must be the WhatsApp namespace, a colon, then the template's name"})
+    elif content["type"] != "text":
+        problems.append({"name": f"{prefix}.message.content.type", "reason": "the emulator plays text and template"})
     elif "text" not in content:
         problems.append({"name": f"{prefix}.message.content.text", "reason": "is required"})
     elif len(content["text"]) > TEXT_LIMITS[kind]:
@@ -172,15 +224,37 @@ def message_problems(body: object) -> list[dict]:
     problems = _schema_problems("v1", body)
     if problems or not isinstance(body, dict):
         return problems or [{"name": "body", "reason": "must be a JSON object"}]
-    if body["message_type"] != "text":
-        return [{"name": "message_type", "reason": "the emulator plays text only"}]
+    if body["message_type"] not in ("text", "template"):
+        return [{"name": "message_type", "reason": "the emulator plays text and template"}]
     kind = V1_TO_TYPE.get(body["channel"])
     if kind is None:
         return [{"name": "channel", "reason": f"the emulator does not play {body['channel']}"}]
-    if "text" not in body:
+    problems += [{**p, "name": p["name"].removeprefix("message.")} for p in _form_problems("message", kind, body)]
+    if body["message_type"] == "template":
+        if kind != "whatsapp":
+            problems.append({"name": "message_type", "reason": "a template is for whatsapp only"})
+        elif "template" not in body:
+            problems.append({"name": "template", "reason": "is required"})
+    elif "text" not in body:
         problems.append({"name": "text", "reason": "is required"})
     elif len(body["text"]) > TEXT_LIMITS[kind]:
         problems.append({"name": "text", "reason": f"longer than {TEXT_LIMITS[kind]} characters for {kind}"})
     if kind != "messenger" and not E164.match(body["to"]):
         problems.append({"name": "to", "reason": "must be E.164 digits without '+'"})
+    return problems
+
+
+def _form_problems(prefix: str, kind: str, message: dict) -> list[dict]:
+    """The channel options both APIs share: `messenger` {category, tag} and `whatsapp` {policy, locale}.
+
+    dispatch.yml: "If `message_tag` is used, then an additional `tag` for that type is mandatory."
+    """
+    problems = []
+    messenger = message.get("messenger")
+    if messenger is not None and kind != "messenger":
+        problems.append({"name": f"{prefix}.messenger", "reason": "is for messenger only"})
+    elif isinstance(messenger, dict) and messenger.get("category") == "message_tag" and not messenger.get("tag"):
+        problems.append({"name": f"{prefix}.messenger.tag", "reason": "is required with category message_tag"})
+    if message.get("whatsapp") is not None and kind != "whatsapp":
+        problems.append({"name": f"{prefix}.whatsapp", "reason": "is for whatsapp only"})
     return problems

@@ -253,8 +253,11 @@ class Handler(BaseHTTPRequestHandler):
         version = data.get("version", "")
         if version not in ("", "v0.1", "v1"):
             raise ControlError("version is v0.1 or v1")
+        ago = data.get("ago", 0)
+        if not isinstance(ago, int | float) or isinstance(ago, bool) or not 0 <= ago <= 30 * 24 * 3600:
+            raise ControlError("ago is a number of emulated seconds, 0 to 30 days")
         return self.server.emulator.engine.reply(sender=str(data["from"]), channel=channel, text=str(data["text"]),
-                                                 version=version, to=str(data.get("to") or ""))
+                                                 version=version, to=str(data.get("to") or ""), ago=ago)
 
 
 def _parse(raw: bytes) -> dict | list:

@@ -44,8 +44,9 @@ def v01_status(message, status: str, at: float) -> dict:
     if status in ("delivered", "read"):
         body["usage"] = _usage(message.channel)
     if status in ERRORS:
-        code, reason = ERRORS[status]
-        body["error"] = {"code": code, "reason": reason}
+        code, title, detail = _error(message, status)
+        # messages-v0.1.yml's x-errors read "Title - detail"; the usual errors carry the detail alone.
+        body["error"] = {"code": code, "reason": f"{title} - {detail}" if message.error else detail}
     if message.dispatch_uuid:
         body["_links"] = {"dispatch": {"href": f"v0.1/dispatch/{message.dispatch_uuid}",
                                        "dispatch_uuid": message.dispatch_uuid}}
@@ -67,10 +68,18 @@ def v1_status(message, status: str, at: float) -> dict:
     if status in ("delivered", "read"):
         body["usage"] = {"currency": "EUR", "price": PRICES[message.channel]}
     if status in ERRORS:
-        code, reason = ERRORS[status]
+        code, title, detail = _error(message, status)
         body["error"] = {"type": f"https://developer.nexmo.com/api-errors/messages-olympus#{code}",
-                         "title": str(code), "detail": reason, "instance": str(uuid.uuid4())}
+                         "title": title, "detail": detail, "instance": str(uuid.uuid4())}
     return body
+
+
+def _error(message, status: str) -> tuple[int, str, str]:
+    """(code, title, detail): the message's own error (a closed window), else the status's usual one."""
+    if message.error is not None and status == "rejected":
+        return message.error
+    code, reason = ERRORS[status]
+    return code, str(code), reason
 
 
 def final_report(dispatch, messages: list, status: str, at: float) -> dict:

@@ -31,6 +31,8 @@ class Message:
     webhook_url: str = ""
     status: str = "accepted"
     history: list = field(default_factory=list)  # [(status, wall time)]
+    form: str = "text"  # text | template | tagged (emulator/windows.py)
+    error: tuple | None = None  # (code, title, detail) reported with a rejection, instead of the default
 
     @property
     def person(self) -> str:
@@ -41,7 +43,8 @@ class Message:
         return {
             "message_uuid": self.uuid, "api": self.api, "channel": self.channel, "to": self.to,
             "from": self.sender, "text": self.text, "created": self.created, "status": self.status,
-            "dispatch_uuid": self.dispatch_uuid, "client_ref": self.client_ref,
+            "dispatch_uuid": self.dispatch_uuid, "client_ref": self.client_ref, "form": self.form,
+            "error": list(self.error) if self.error else None,
             "history": [{"status": s, "at": at} for s, at in self.history],
         }
 

@@ -76,6 +76,7 @@ class Row:
     label: str
     status: str = ""
     note: str = ""
+    form: str = ""  # how a WhatsApp/Messenger message went out, in a word: template, tagged, free text
     wait: Bar | None = None
     bar: Bar | None = None
     marks: list[Mark] = field(default_factory=list)
@@ -284,8 +285,10 @@ def _lane(*, page: Page, y: float, planned: list[dict], messages: list[Message],
         message = by_index.get(index)
         if message is None:
             channel = planned[index]
+            # A workflow built without this channel: its 24-hour window was closed with nothing configured.
+            skipped = page.dispatch_uuid is not None and page.item_forms and str(index) not in page.item_forms
             lane.rows.append(Row(row_y, channel_label(channel.get("type", ""), channel.get("address", "")),
-                                 note="not tried"))
+                                 note="skipped: 24-hour window closed" if skipped else "not tried"))
             continue
         lane.rows.append(_row(message, row_y, message_marks.get(message.id, []), x, rel, page_stop,
                               page.state == PageState.ACTIVE))
@@ -295,7 +298,8 @@ def _lane(*, page: Page, y: float, planned: list[dict], messages: list[Message],
 def _row(message: Message, row_y: float, events: list[Event], x: Scale, rel: Label, page_stop: datetime,
          page_active: bool) -> Row:
     status = message.status
-    row = Row(row_y, channel_label(message.channel_type, message.to_address), status=status)
+    row = Row(row_y, channel_label(message.channel_type, message.to_address), status=status,
+              form=short_form(message.form))
     failed = status in FAILED_STATUSES
     reached = [t for t in (message.delivered_at, message.read_at, message.failed_at) if t is not None]
     first = message.sent_at or (min(reached) if reached else None)
@@ -316,7 +320,8 @@ def _row(message: Message, row_y: float, events: list[Event], x: Scale, rel: Lab
             steps.append(f"read {rel(message.read_at)}")
         if message.failed_at:
             steps.append(f"{status} {rel(message.failed_at)}")
-        title = f"{row.label}: {status} ({', '.join(steps)})" + (f" {message.error}" if message.error else "")
+        title = (f"{row.label}: {status} ({', '.join(steps)})" + (f" as {message.form}" if message.form else "")
+                 + (f" {message.error}" if message.error else ""))
         # The wait: how long the engine (or Vonage's failover) gives this channel before moving on.
         wait_until = message.deadline or first + timedelta(seconds=message.expiry_time)
         wait_until = min(wait_until, page_stop)
@@ -334,6 +339,15 @@ def _row(message: Message, row_y: float, events: list[Event], x: Scale, rel: Lab
             row.marks.append(Mark(x(at), row_y, "error", f"{status} {rel(at)}: {message.error or status}"))
     row.marks += [Mark(x(e.at), row_y, _mark_kind(e), f"{rel(e.at)} {e.text}") for e in events]
     return row
+
+
+def short_form(form: str) -> str:
+    """Message.form in a word for the row's status ("WhatsApp template `oncall_alert` (window closed)": template)."""
+    if " template `" in form:
+        return "template"
+    if " tagged " in form:
+        return "tagged"
+    return "free text" if "window open" in form else ""
 
 
 def _mark_kind(event: Event) -> str:

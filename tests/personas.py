@@ -23,13 +23,24 @@ def make_person(name: str, channels: list[tuple]) -> Person:
     return person
 
 
-def make_senders() -> None:
+# What a company set up at Meta before going live (README, "Channels"): an approved WhatsApp template and
+# a Messenger tag, so a page reaches people who have not written in the last 24 hours.
+SENDER_SETTINGS = {
+    ChannelType.WHATSAPP: {"template_name": "oncall_alert", "template_namespace": "whatsapp:hsm:it:oncall",
+                           "template_locale": "en-GB", "template_parameters": "text,escalation"},
+    ChannelType.MESSENGER: {"messenger_tag": "ACCOUNT_UPDATE"},
+}
+
+
+def make_senders(*, business_initiated: bool = True) -> None:
+    """The company's senders; `business_initiated=False` leaves out the template and the tag."""
     for channel_type, sender_id in SENDERS.items():
-        Sender.objects.create(channel_type=channel_type, sender_id=sender_id)
+        settings = SENDER_SETTINGS.get(channel_type, {}) if business_initiated else {}
+        Sender.objects.create(channel_type=channel_type, sender_id=sender_id, **settings)
 
 
-def make_roster(*people: tuple, name: str = "primary", rounds: int = 1) -> Roster:
-    make_senders()
+def make_roster(*people: tuple, name: str = "primary", rounds: int = 1, business_initiated: bool = True) -> Roster:
+    make_senders(business_initiated=business_initiated)
     roster = Roster.objects.create(name=name, rounds=rounds)
     for position, (person_name, channels) in enumerate(people):
         RosterMember.objects.create(roster=roster, person=make_person(person_name, channels), position=position)

@@ -15,6 +15,7 @@ import requests
 from emulator import Emulator, EmulatorConfig
 from emulator.scheduler import Scheduler
 from escalation.vonage import get_client
+from escalation.vonage.forms import FREE_TEXT, Form, TemplateSend
 from tests.conftest import TEST_APPLICATION_ID, TEST_SIGNATURE_SECRET
 from tests.emulator_fixtures import emulator_process
 
@@ -41,8 +42,23 @@ def post(emulator, path: str, body: object, token: str | None, content_type: str
     return requests.post(emulator.url + path, data=data, headers=headers, timeout=5)
 
 
+# Ann never wrote to the company, so a page to her goes out as it must outside the 24-hour windows: a WhatsApp
+# template, a tagged Messenger message (the windows themselves are tested in tests/test_windows.py).
+TEMPLATE = Form(template=TemplateSend(name="oncall_alert", namespace="whatsapp:hsm:it:oncall", values=("db down",)))
+TAGGED = Form(messenger_tag="ACCOUNT_UPDATE")
+
+
+def page_form(channel: dict) -> Form:
+    return {"whatsapp": TEMPLATE, "messenger": TAGGED}.get(channel["type"], FREE_TEXT)
+
+
 def dispatch(channels: list[dict], text: str = "db down") -> str:
-    return get_client().dispatch_failover(person_name="Ann", channels=channels, text=text)
+    return get_client().dispatch_failover(person_name="Ann", channels=channels, text=text,
+                                          forms=[page_form(c) for c in channels])
+
+
+def send_page(*, channel: dict, text: str, client_ref: str) -> str:
+    return get_client().send_message(channel=channel, text=text, client_ref=client_ref, form=page_form(channel))
 
 
 def final_reports(sink) -> list[dict]:
@@ -148,7 +164,7 @@ def test_it_refuses_the_dispatch_name_for_viber_in_v1(emulator, vonage_keys):
 
 def test_it_refuses_a_text_too_long_for_messenger(emulator):
     with pytest.raises(Exception) as raised:
-        get_client().send_message(channel=MESSENGER, text="x" * 641, client_ref="r")
+        send_page(channel=MESSENGER, text="x" * 641, client_ref="r")
 
     assert raised.value.invalid_parameters == [{"name": "text", "reason": "longer than 640 characters for messenger"}]
 
@@ -257,7 +273,7 @@ def test_sms_never_reports_read(emulator, webhook_sink):
 
 def test_v1_statuses_are_flat_and_carry_client_ref(emulator, webhook_sink):
     viber = {**WHATSAPP, "type": "viber_service_msg", "sender": "acme-viber"}
-    message_uuid = get_client().send_message(channel=viber, text="db down", client_ref="msg-42")
+    message_uuid = send_page(channel=viber, text="db down", client_ref="msg-42")
 
     bodies = emulator.wait_for(lambda: webhook_sink.bodies(), lambda b: len(b) == 2)
 
@@ -274,7 +290,7 @@ def test_v1_statuses_are_flat_and_carry_client_ref(emulator, webhook_sink):
 
 def test_webhooks_are_signed_the_way_vonage_signs_them(emulator, webhook_sink):
     emulator.configure(signature_secret=TEST_SIGNATURE_SECRET, api_key="abcd1234")
-    get_client().send_message(channel=WHATSAPP, text="db down", client_ref="r")
+    send_page(channel=WHATSAPP, text="db down", client_ref="r")
 
     emulator.wait_for(lambda: webhook_sink.received, lambda r: len(r) == 2)
 
@@ -290,7 +306,7 @@ def test_webhooks_are_signed_the_way_vonage_signs_them(emulator, webhook_sink):
 
 
 def test_unsigned_webhooks_without_a_secret(emulator, webhook_sink):
-    get_client().send_message(channel=WHATSAPP, text="db down", client_ref="r")
+    send_page(channel=WHATSAPP, text="db down", client_ref="r")
 
     emulator.wait_for(lambda: webhook_sink.received, lambda r: len(r) == 2)
 
@@ -300,7 +316,7 @@ def test_unsigned_webhooks_without_a_secret(emulator, webhook_sink):
 def test_a_failed_webhook_is_retried_with_vonages_backoff(emulator, webhook_sink):
     webhook_sink.answers.extend([500, 429, 503])
     emulator.scenario("447700900001", "never_deliver")
-    get_client().send_message(channel=WHATSAPP, text="db down", client_ref="r")
+    send_page(channel=WHATSAPP, text="db down", client_ref="r")
 
     emulator.wait_for(lambda: webhook_sink.bodies(), lambda b: len(b) == 1, timeout=5)
 
@@ -313,7 +329,7 @@ def test_a_failed_webhook_is_retried_with_vonages_backoff(emulator, webhook_sink
 def test_a_refused_webhook_is_not_retried(emulator, webhook_sink):
     webhook_sink.answers.append(401)
     emulator.scenario("447700900001", "never_deliver")
-    get_client().send_message(channel=WHATSAPP, text="db down", client_ref="r")
+    send_page(channel=WHATSAPP, text="db down", client_ref="r")
 
     [attempt] = emulator.wait_for(lambda: emulator.webhooks(), lambda w: len(w) == 1)
 
@@ -323,7 +339,7 @@ def test_a_refused_webhook_is_not_retried(emulator, webhook_sink):
 
 def test_webhooks_can_be_duplicated(emulator, webhook_sink):
     emulator.webhook_faults(duplicate=True)
-    get_client().send_message(channel=WHATSAPP, text="db down", client_ref="r")
+    send_page(channel=WHATSAPP, text="db down", client_ref="r")
 
     bodies = emulator.wait_for(lambda: webhook_sink.bodies(), lambda b: len(b) == 4)
 
@@ -334,7 +350,7 @@ def test_webhooks_can_be_duplicated(emulator, webhook_sink):
 def test_webhooks_can_be_reordered(emulator, webhook_sink):
     emulator.webhook_faults(reorder=True)
     emulator.scenario("447700900001", "read", after=0.2)
-    get_client().send_message(channel=WHATSAPP, text="db down", client_ref="r")
+    send_page(channel=WHATSAPP, text="db down", client_ref="r")
 
     bodies = emulator.wait_for(lambda: webhook_sink.bodies(), lambda b: len(b) == 3)
 
@@ -362,7 +378,7 @@ def test_a_reply_after_dispatch_arrives_in_the_v01_shape(emulator, webhook_sink)
 
 def test_a_reply_after_a_v1_message_is_flat_and_reads_the_message(emulator, webhook_sink):
     emulator.scenario("2301", "never_deliver")
-    sent_uuid = get_client().send_message(channel=MESSENGER, text="db down", client_ref="r")
+    sent_uuid = send_page(channel=MESSENGER, text="db down", client_ref="r")
 
     emulator.reply(sender="2301", channel_type="messenger", text="on it")
 
@@ -385,7 +401,7 @@ def test_a_scenario_can_reply(emulator, webhook_sink):
 
 def test_a_message_can_be_marked_read(emulator, webhook_sink):
     emulator.scenario("447700900001", "never_deliver")
-    message_uuid = get_client().send_message(channel=WHATSAPP, text="db down", client_ref="r")
+    message_uuid = send_page(channel=WHATSAPP, text="db down", client_ref="r")
 
     emulator.mark_read(message_uuid)
 
@@ -394,7 +410,7 @@ def test_a_message_can_be_marked_read(emulator, webhook_sink):
 
 
 def test_an_sms_cannot_be_marked_read(emulator):
-    message_uuid = get_client().send_message(channel=SMS, text="db down", client_ref="r")
+    message_uuid = send_page(channel=SMS, text="db down", client_ref="r")
 
     with pytest.raises(ValueError, match="SMS has no read receipts"):
         emulator.mark_read(message_uuid)
@@ -403,8 +419,8 @@ def test_an_sms_cannot_be_marked_read(emulator):
 def test_a_limited_scenario_applies_to_the_next_messages_only(emulator):
     emulator.scenario("447700900001", "reject", times=1)
 
-    first = get_client().send_message(channel=WHATSAPP, text="one", client_ref="1")
-    second = get_client().send_message(channel=WHATSAPP, text="two", client_ref="2")
+    first = send_page(channel=WHATSAPP, text="one", client_ref="1")
+    second = send_page(channel=WHATSAPP, text="two", client_ref="2")
 
     emulator.wait_for(lambda: {m["message_uuid"]: m["status"] for m in emulator.messages()},
                       lambda s: s == {first: "rejected", second: "delivered"})
@@ -430,13 +446,13 @@ def test_a_bad_scenario_is_refused(emulator):
 
 
 def test_reset_forgets_everything(emulator, webhook_sink):
-    get_client().send_message(channel=WHATSAPP, text="before", client_ref="r")
+    send_page(channel=WHATSAPP, text="before", client_ref="r")
     emulator.scenario("447700900002", "reject")
     emulator.fault("500", count=3)
 
     emulator.reset()
 
-    get_client().send_message(channel=SMS, text="after", client_ref="r")  # no fault left
+    send_page(channel=SMS, text="after", client_ref="r")  # no fault left
     assert emulator.instance.scenarios() == []
     assert len(emulator.requests()) == 1
     [message] = emulator.wait_for(lambda: emulator.messages(), lambda m: m[0]["status"] == "delivered")
@@ -451,7 +467,7 @@ def test_it_runs_as_a_process(vonage_keys, settings, tmp_path):
     with emulator_process(public_key_path=vonage_keys["public_path"], time_scale=0.01,
                           scenario_file=str(scenario_file)) as control:
         settings.VONAGE_API_URL = control.url
-        message_uuid = get_client().send_message(channel=WHATSAPP, text="db down", client_ref="r")
+        message_uuid = send_page(channel=WHATSAPP, text="db down", client_ref="r")
 
         control.wait_for(lambda: control.messages(), lambda m: m and m[0]["status"] == "rejected")
         assert control.requests()[0]["response"] == {"message_uuid": message_uuid}

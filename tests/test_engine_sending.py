@@ -116,9 +116,9 @@ def test_a_pass_over_many_escalations_costs_the_statements_of_one(dispatch_mode)
         with CaptureQueriesContext(connection) as together:
             advance([e.pk for e in escalations[1:]], clock=lambda: at(120), pool=pool)
     # Pass Tony over and page Michael: one decision (lock, reads, writes), the requests side by side in the
-    # pool's threads, one outcome record, the look for webhooks that came early; here each transaction's
-    # savepoint too.
-    assert len(together) == len(alone) <= 20
+    # pool's threads (after one look at the 24-hour windows of them all), one outcome record, the look for
+    # webhooks that came early; here each transaction's savepoint too.
+    assert len(together) == len(alone) <= 21
     for escalation in escalations:
         assert list(Page.objects.filter(escalation=escalation).values_list("person_name", "state")) == [
             ("Tony", "passed_over"), ("Michael", "active")]

@@ -14,6 +14,7 @@ import requests
 
 from emulator.phones import load_phone_names
 from escalation.vonage import get_client
+from escalation.vonage.forms import FREE_TEXT, Form, TemplateSend
 from tests.emulator_fixtures import ROOT
 
 WHATSAPP = {"type": "whatsapp", "address": "447700900001", "expiry_time": 15, "condition": "read",
@@ -24,7 +25,11 @@ SMS = {"type": "sms", "address": "447700900009", "expiry_time": 15, "condition":
 
 
 def send(channel: dict, text: str) -> str:
-    return get_client().send_message(channel=channel, text=text, client_ref=text[:40])
+    """A page as it goes to someone who never wrote: on WhatsApp, the template with the text as {{1}}."""
+    form = FREE_TEXT
+    if channel["type"] == "whatsapp":
+        form = Form(template=TemplateSend(name="oncall_alert", namespace="whatsapp:hsm:it:oncall", values=(text,)))
+    return get_client().send_message(channel=channel, text=text, client_ref=text[:40], form=form)
 
 
 def delivered(emulator, message_uuid: str) -> None:
@@ -62,7 +67,8 @@ def test_it_shows_each_phone_with_its_messages_newest_first(emulator, webhook_si
     html = page(emulator)
 
     assert sections(html) == ["447700900009", "447700900001"]  # latest news first
-    assert texts(html) == ["Bob: disk full", "Ann: still full", "Ann: disk full"]
+    assert texts(html) == ["Bob: disk full", "[template oncall_alert] Ann: still full",
+                           "[template oncall_alert] Ann: disk full"]
     assert html.count('<span class="status status-delivered">delivered ') == 3
     assert "from 447700900000 via Messages API" in html
     assert '<span class="channel">WhatsApp</span> <span class="address">447700900001</span>' in html
@@ -164,7 +170,7 @@ def test_the_fragment_is_the_part_the_page_refreshes(emulator, webhook_sink):
 
     assert not fragment.startswith("<!doctype")
     assert fragment.startswith('<p class="updated">Updated ')
-    assert texts(fragment) == ["Ann: disk full"]
+    assert texts(fragment) == ["[template oncall_alert] Ann: disk full"]
     assert 'fetch("/phones/?fragment=1"' in whole
     assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in whole
 

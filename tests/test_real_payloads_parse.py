@@ -46,6 +46,7 @@ def test_it_parses_the_captured_messenger_reply():
         channel_type="messenger",
         text="Hello",
         timestamp=datetime(2019, 8, 6, 21, 56, 16, 887000, tzinfo=UTC),
+        to_address="1923256201474167",  # our page: the 24-hour window is per page
     )
 
 
@@ -67,4 +68,5 @@ def test_it_parses_the_documented_v1_reply():
         channel_type="sms",
         text="ack",
         timestamp=datetime(2025, 1, 1, 12, 5, tzinfo=UTC),
+        to_address="447700900000",
     )

@@ -154,6 +154,7 @@ def test_it_parses_a_v01_sms_reply():
         channel_type="sms",
         text="on it",
         timestamp=datetime(2026, 3, 1, 10, 1, tzinfo=UTC),
+        to_address="447700900000",
     )
 
 

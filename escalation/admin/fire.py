@@ -89,6 +89,7 @@ def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
             offset += person["wait_seconds"]
         previews.append({
             "roster": roster, "people": people, "problems": [], "running": running.get(roster.pk, []),
+            "warnings": [warning for person in people for warning in person["warnings"]],
             "round_length": format_duration(timedelta(seconds=offset)),
             "longest": format_duration(timedelta(seconds=offset * roster.rounds)),
         })

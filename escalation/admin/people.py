@@ -189,7 +189,30 @@ class RosterAdmin(RosterFireMixin, admin.ModelAdmin):
 
 @admin.register(Sender)
 class SenderAdmin(admin.ModelAdmin):
-    list_display = ("channel_type", "sender_id")
+    list_display = ("channel_type", "sender_id", "outside_window")
+    fieldsets = [
+        (None, {"fields": ("channel_type", "sender_id")}),
+        ("WhatsApp: the template sent outside a person's 24-hour window", {
+            "fields": ("template_name", "template_namespace", "template_locale", "template_policy",
+                       "template_parameters"),
+            "description": "WhatsApp delivers free-form text only within 24 hours of the person's last message "
+                           "to this number; otherwise only an approved template. Without one, a WhatsApp channel "
+                           "whose window is closed is skipped.",
+        }),
+        ("Messenger: the tag sent outside a person's 24-hour window", {
+            "fields": ("messenger_tag",),
+            "description": "Outside the window Facebook refuses the default category: the page goes as category "
+                           "message_tag with this tag. Without one, such a Messenger channel is skipped.",
+        }),
+    ]
+
+    @admin.display(description="outside the 24-hour window")
+    def outside_window(self, sender: Sender) -> str:
+        if sender.channel_type == ChannelType.WHATSAPP:
+            return f"template {sender.template_name}" if sender.template_name else "skipped (no template)"
+        if sender.channel_type == ChannelType.MESSENGER:
+            return f"tag {sender.messenger_tag}" if sender.messenger_tag else "skipped (no tag)"
+        return "no window"
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         configured = set(Sender.objects.values_list("channel_type", flat=True))

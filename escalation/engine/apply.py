@@ -17,6 +17,7 @@ from escalation.engine.event_time import event_time
 from escalation.engine.events import new_event, record_event
 from escalation.engine.plan import plan_person
 from escalation.engine.replies import answered_page
+from escalation.engine.windows import record_inbound
 from escalation.models import (
     FAILED_STATUSES,
     STATUS_RANK,
@@ -175,6 +176,7 @@ class _DispatchItems:
         message = Message(
             page=page, channel_index=free[0], channel_type=channel["type"], to_address=channel["address"],
             condition=channel["condition"], expiry_time=channel["expiry_time"], message_uuid=update.message_uuid,
+            form=page.item_forms.get(str(free[0]), ""),
             created_at=sent_at, sent_at=sent_at, deadline=sent_at + timedelta(seconds=int(channel["expiry_time"])),
         )
         self._new.append(message)
@@ -280,8 +282,10 @@ def apply_final_report(report: FinalReport, *, now: datetime, received_at: datet
 
 
 def apply_inbound(reply: InboundReply, *, now: datetime, received_at: datetime | None = None) -> Applied:
-    """A reply acknowledges the one escalation it answers (`answered_page`), if that is still active."""
+    """A reply acknowledges the one escalation it answers (`answered_page`), if that is still active. Every
+    reply opens the person's 24-hour window on that channel."""
     received_at = received_at or now
+    record_inbound(reply, now=received_at)
     answered = answered_page(channel_type=reply.channel_type, address=reply.from_address, text=reply.text,
                              received_at=received_at)
     if answered is None:

@@ -147,12 +147,14 @@ def save_changes(model: type[Model], changed) -> None:
     """
     same_values: dict[tuple, list[int]] = defaultdict(list)
     for instance, names in changed:
-        values = tuple(sorted((name, getattr(instance, name)) for name in names))
+        # Compared by repr: a JSON field's value (a dict) is not hashable.
+        values = tuple(sorted((name, repr(getattr(instance, name))) for name in names))
         same_values[values].append(instance)
     one_off: dict[tuple[str, ...], list[Model]] = defaultdict(list)
     for values, instances in same_values.items():
         if len(instances) > 1:
-            model.objects.filter(pk__in=[i.pk for i in instances]).update(**dict(values))
+            model.objects.filter(pk__in=[i.pk for i in instances]).update(
+                **{name: getattr(instances[0], name) for name, _ in values})
         else:
             one_off[tuple(name for name, _ in values)].append(instances[0])
     for names, instances in one_off.items():

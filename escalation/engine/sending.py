@@ -13,6 +13,7 @@ put since the claim (a failed status poked it to now, an acknowledgement cleared
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,9 +24,11 @@ from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.engine.batch import Batch, workflows_applied_unmatched
 from escalation.engine.hold import hold, provider_faults, release
 from escalation.engine.logged import log_sends
-from escalation.engine.plan import person_window_seconds, personal_text, plan_person, reply_number_fits
+from escalation.engine.plan import personal_text, plan_person, reply_number_fits
 from escalation.engine.step import Send, pass_over, send_lease
+from escalation.engine.windows import Choice, TemplateValues, choose, open_windows
 from escalation.models import (
+    Api,
     ChannelType,
     Escalation,
     EscalationState,
@@ -76,10 +79,44 @@ def perform(sends: list[Send], clock: Callable[[], datetime], pool: SendPool | N
             again |= {s.escalation.pk for s in late}
             group_numbers = [n for s, n in zip(group, group_numbers, strict=True) if s not in late]
             group = [s for s in group if s not in late]
-        answers = list(pool.map(_request, group, group_numbers) if pool is not None
-                       else map(_request, group, group_numbers))
-        again |= _record(list(zip(group, answers, strict=True)), clock())
+        choices = _choices(group, clock())
+        answers = list(pool.map(_request, group, choices, group_numbers) if pool is not None
+                       else map(_request, group, choices, group_numbers))
+        again |= _record(list(zip(group, choices, answers, strict=True)), clock())
     return again
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """No request was made: every channel of the send was skipped (engine/windows.py says why)."""
+
+    reason: str
+
+
+Answer = str | VonageError | Skipped
+
+
+def _choices(sends: list[Send], now: datetime) -> list[list[Choice]]:
+    """How each send's channels go out (one for a message, every channel for a workflow), decided now from
+    the 24-hour windows: a Dispatch workflow is built once, so each item's form is fixed here."""
+    channels = {id(send): _send_channels(send) for send in sends}
+    opened = open_windows([c for _, c in (pair for pairs in channels.values() for pair in pairs)], now)
+    choices = []
+    for send in sends:
+        escalation = send.escalation
+        values = TemplateValues(text=escalation.message, escalation=str(escalation.pk), person=send.page.person_name,
+                                roster=escalation.roster_name)
+        choices.append([choose(channel, window_open=(channel["type"], channel["address"]) in opened, values=values,
+                               dispatch=escalation.api == Api.DISPATCH) for _, channel in channels[id(send)]])
+    return choices
+
+
+def _send_channels(send: Send) -> list[tuple[int, dict]]:
+    """(index in the plan, channel) of what this send is about."""
+    channels = plan_person(send.escalation, send.page.index)["channels"]
+    if send.message is not None:
+        return [(send.message.channel_index, channels[send.message.channel_index])]
+    return list(enumerate(channels))
 
 
 def request_time() -> timedelta:
@@ -98,14 +135,14 @@ def _give_back(sends: list[Send], now: datetime) -> None:
                                   next_action_at=send.lease).update(next_action_at=now)
 
 
-def _record(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set[int]:
+def _record(answers: list[tuple[Send, list[Choice], Answer]], now: datetime) -> set[int]:
     with transaction.atomic():
         again = _record_outcomes(answers, now)
-    log_sends(answers)
+    log_sends([(send, answer) for send, _, answer in answers if not isinstance(answer, Skipped)])
     # Webhooks of a workflow may have arrived before we knew its uuid; apply them now. What they change
     # (a failed last channel, an error report) is for a decision made at once.
-    accepted = {answer: send for send, answer in answers
-                if send.message is None and not isinstance(answer, VonageError)}
+    accepted = {answer: send for send, _, answer in answers
+                if send.message is None and isinstance(answer, str)}
     for dispatch_uuid in workflows_applied_unmatched(list(accepted)):
         if replay_unmatched_dispatch(dispatch_uuid, now=now):
             again.add(accepted[dispatch_uuid].escalation.pk)
@@ -144,40 +181,48 @@ def _reply_number(send: Send, paging: dict[int | None, set[int]]) -> int | None:
     return escalation.pk if reply_number_fits(page.person_name, escalation.message, escalation.pk, types) else None
 
 
-def _request(send: Send, reply_number: int | None) -> str | VonageError:
-    """The one request of a send: Vonage's uuid for it, or why it failed. Touches no database."""
+def _request(send: Send, choices: list[Choice], reply_number: int | None) -> Answer:
+    """The one request of a send: Vonage's uuid for it, or why it failed or was not made. Touches no
+    database. A workflow leaves its skipped channels out."""
     escalation, page = send.escalation, send.page
     person = plan_person(escalation, page.index)
+    sent = [(channel, choice) for (_, channel), choice in zip(_send_channels(send), choices, strict=True)
+            if not choice.skipped]
+    if not sent:
+        return Skipped("; ".join(choice.label for choice in choices))
     try:
         if send.message is None:
-            return get_client().dispatch_failover(person_name=person["name"], channels=person["channels"],
-                                                  text=escalation.message, reply_number=reply_number)
-        return get_client().send_message(channel=person["channels"][send.message.channel_index],
+            return get_client().dispatch_failover(person_name=person["name"], channels=[c for c, _ in sent],
+                                                  text=escalation.message, forms=[choice.form for _, choice in sent],
+                                                  reply_number=reply_number)
+        [(channel, choice)] = sent
+        return get_client().send_message(channel=channel,
                                          text=personal_text(page.person_name, escalation.message,
                                                             reply_number=reply_number),
-                                         client_ref=send.message.client_ref)
+                                         client_ref=send.message.client_ref, form=choice.form)
     except VonageError as error:
         return error
 
 
-def _record_outcomes(answers: list[tuple[Send, str | VonageError]], now: datetime) -> set[int]:
+def _record_outcomes(answers: list[tuple[Send, list[Choice], Answer]], now: datetime) -> set[int]:
     """Every outcome under its escalation's lock, read fresh; the writes saved together."""
     locked = {e.pk: e for e in Escalation.objects.select_for_update().filter(
-        pk__in={s.escalation.pk for s, _ in answers}).order_by("pk").only(
+        pk__in={s.escalation.pk for s, _, _ in answers}).order_by("pk").only(
         "pk", "state", "next_action_at", "held_since", "held_by")}
     # Webhooks may have moved a message since the claim (matched by client_ref); the lock makes this exact.
-    ranks = dict(Message.objects.filter(pk__in=[s.message.pk for s, _ in answers if s.message is not None])
+    ranks = dict(Message.objects.filter(pk__in=[s.message.pk for s, _, _ in answers if s.message is not None])
                  .values_list("pk", "status_rank"))
-    provider_faults.observe([answer for _, answer in answers], now)
+    # A skipped send made no request, so it says nothing about the provider.
+    provider_faults.observe([answer for _, _, answer in answers if not isinstance(answer, Skipped)], now)
     batch = Batch(now)
     again = set()
-    for send, answer in answers:
+    for send, choices, answer in answers:
         lease = send.lease  # as claimed: the outcome below moves the claim on
         escalation = locked[send.escalation.pk]
         if send.message is not None:
-            at = _message_outcome(send, escalation, answer, ranks[send.message.pk], batch)
+            at = _message_outcome(send, escalation, choices[0], answer, ranks[send.message.pk], batch)
         else:
-            at = _dispatch_outcome(send, escalation, answer, batch)
+            at = _dispatch_outcome(send, escalation, choices, answer, batch)
         if escalation.state != EscalationState.ACTIVE:
             continue
         if at is not None and escalation.next_action_at == lease:
@@ -190,20 +235,30 @@ def _record_outcomes(answers: list[tuple[Send, str | VonageError]], now: datetim
     return again
 
 
-def _message_outcome(send: Send, escalation: Escalation, answer: str | VonageError, rank: int,
+def _message_outcome(send: Send, escalation: Escalation, choice: Choice, answer: Answer, rank: int,
                      batch: Batch) -> datetime | None:
     """Record a message's outcome; returns when the escalation is next due, or None for at once."""
     message, page, now = send.message, send.page, batch.now
     label = ChannelType(message.channel_type).label
-    if not isinstance(answer, VonageError):
+    if isinstance(answer, Skipped):
+        # Nothing was sent, so nothing can arrive: the next channel is tried at once.
+        if rank < 3:
+            batch.update(message, status=MessageStatus.FAILED, status_rank=3, failed_at=now, claimed_until=None,
+                         error=f"skipped: {answer.reason}"[:1000], form="skipped")
+        batch.event(page.escalation_id, EventKind.SEND_FAILED,
+                    f"Skipped {page.person_name}'s {label} {message.to_address}: {answer.reason}.",
+                    page=page, message=message)
+        return None
+    if isinstance(answer, str):
         deadline = now + timedelta(seconds=message.expiry_time)
-        fields = {"message_uuid": answer, "sent_at": now, "deadline": deadline, "claimed_until": None, "error": ""}
+        fields = {"message_uuid": answer, "sent_at": now, "deadline": deadline, "claimed_until": None, "error": "",
+                  "form": choice.label[:200]}
         if rank == 0:  # a status webhook (matched by client_ref) may already have moved it on
             fields.update(status=MessageStatus.SUBMITTED, status_rank=1)
         batch.update(message, **fields)
         release(escalation, page, batch)
         batch.event(page.escalation_id, EventKind.SENT,
-                    f"Sent to {page.person_name} on {label} {message.to_address}; waiting "
+                    f"Sent to {page.person_name} on {label} {message.to_address} as {choice.label}; waiting "
                     f"{message.expiry_time} s for '{message.condition}'.", page=page, message=message)
         return deadline
     if answer.provider_fault:
@@ -217,19 +272,30 @@ def _message_outcome(send: Send, escalation: Escalation, answer: str | VonageErr
     return None
 
 
-def _dispatch_outcome(send: Send, escalation: Escalation, answer: str | VonageError, batch: Batch) -> datetime | None:
+def _dispatch_outcome(send: Send, escalation: Escalation, choices: list[Choice], answer: Answer,
+                      batch: Batch) -> datetime | None:
     """Record a workflow's outcome; returns when the escalation is next due, or None for at once."""
     page, now = send.page, batch.now
     person = plan_person(send.escalation, page.index)
-    if not isinstance(answer, VonageError):
-        window = person_window_seconds(person)
+    if isinstance(answer, Skipped):
+        batch.update(page, claimed_until=None, last_error=f"skipped: {answer.reason}"[:1000])
+        pass_over(page, f"every channel was skipped: {answer.reason}.", batch)
+        return None
+    if isinstance(answer, str):
+        sent = {index: choice for index, choice in enumerate(choices) if not choice.skipped}
+        window = sum(int(person["channels"][index]["expiry_time"]) for index in sent)
         # Vonage's clock for the workflow starts now, so the person's window does too.
         deadline = now + timedelta(seconds=window)
-        batch.update(page, dispatch_uuid=answer, claimed_until=None, last_error="", deadline=deadline)
+        batch.update(page, dispatch_uuid=answer, claimed_until=None, last_error="", deadline=deadline,
+                     item_forms={str(index): choice.label for index, choice in sent.items()})
         release(escalation, page, batch)
+        forms = ", then ".join(f"{ChannelType(person['channels'][index]['type']).label} as {choice.label}"
+                               for index, choice in sent.items())
+        skipped = "".join(f" Skipped {ChannelType(person['channels'][index]['type']).label}: {choice.label}."
+                          for index, choice in enumerate(choices) if choice.skipped)
         batch.event(page.escalation_id, EventKind.SENT,
-                    f"Dispatch workflow accepted for {page.person_name} ({len(person['channels'])} channels, "
-                    f"up to {window} s).", page=page)
+                    f"Dispatch workflow accepted for {page.person_name} ({len(sent)} channels, up to {window} s): "
+                    f"{forms}.{skipped}"[:500], page=page)
         return deadline
     if answer.provider_fault:
         return hold(escalation, answer, page, batch)

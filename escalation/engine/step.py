@@ -180,7 +180,8 @@ def _dispatch_page_step(escalation: Escalation, page: Page, batch: Batch, replay
     if page.dispatch_final_status == "error":
         pass_over(page, "Dispatch reported the workflow as failed (final report: error).", batch)
         return PASSED_OVER
-    last = batch.message(page, len(person["channels"]) - 1)
+    # The workflow's last item: the last channel not skipped when it was built.
+    last = batch.message(page, max(map(int, page.item_forms), default=len(person["channels"]) - 1))
     if last is not None and last.status in FAILED_STATUSES:
         pass_over(page, f"last channel ({ChannelType(last.channel_type).label}) was {last.status}.", batch)
         return PASSED_OVER

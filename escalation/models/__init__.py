@@ -31,13 +31,14 @@ from escalation.models.runs import (
     PageState,
 )
 from escalation.models.webhooks import WebhookEvent, WebhookKind
+from escalation.models.windows import InboundContact
 from escalation.models.workers import WorkerHeartbeat
 
 __all__ = [
     "CHANNEL_TYPE_FROM_V1", "FAILED_STATUSES", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
     "V1_CHANNEL_NAMES", "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
-    "PageState", "Person", "Roster", "RosterMember", "Sender", "WebhookEvent", "WebhookKind",
+    "InboundContact", "PageState", "Person", "Roster", "RosterMember", "Sender", "WebhookEvent", "WebhookKind",
     "WorkerHeartbeat",
     "validate_address", "validate_sender",
 ]

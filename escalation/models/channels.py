@@ -35,3 +35,17 @@ CHANNEL_TYPE_FROM_V1 = {v: k for k, v in V1_CHANNEL_NAMES.items()}
 MIN_EXPIRY_SECONDS = 15
 MAX_EXPIRY_SECONDS = 86400
 DEFAULT_EXPIRY_SECONDS = 600
+
+# What a WhatsApp template's parameters can carry, in the order the Sender lists them ({{1}}, {{2}}, ...).
+TEMPLATE_PARAMETERS = {
+    "text": "the alert text",
+    "escalation": "the escalation's number",
+    "person": "the paged person's name",
+    "roster": "the roster's name",
+}
+# Policies a WhatsApp template send may ask for. dispatch.yml still lists `fallback`, but messages-v0.1.yml
+# (`templateMessageWhatsApp`) says WhatsApp deprecated it in January 2020 and such requests are rejected.
+TEMPLATE_POLICIES = ("deterministic",)
+# The channels where a business may write freely only within 24 hours of the person's last message
+# (emulator/spec/VONAGE_FACTS.md, "Business-initiated messages: the 24-hour windows").
+WINDOWED_CHANNELS = (ChannelType.WHATSAPP, ChannelType.MESSENGER)

@@ -44,6 +44,7 @@ class ChannelTest(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    form = models.CharField(max_length=200, blank=True)  # how it went out, as Message.form
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -11,6 +11,8 @@ from escalation.models.channels import (
     DEFAULT_EXPIRY_SECONDS,
     MAX_EXPIRY_SECONDS,
     MIN_EXPIRY_SECONDS,
+    TEMPLATE_PARAMETERS,
+    TEMPLATE_POLICIES,
     ChannelType,
     Condition,
 )
@@ -19,6 +21,11 @@ E164_DIGITS = re.compile(r"^[1-9][0-9]{6,14}$")
 MESSENGER_ID = re.compile(r"^[0-9]{1,50}$")
 # Vonage accepts an alphanumeric SMS sender name of up to 11 characters.
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+# Meta's template names: lower-case letters, digits and underscores.
+TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+# BCP 47 as dispatch.yml asks ("en-GB"); Meta's own spelling ("en_GB") is accepted and stored hyphenated.
+LOCALE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+MESSENGER_TAG = re.compile(r"^[A-Z_]{1,50}$")
 MIN_CHANNELS_PER_PERSON = 2
 
 
@@ -161,6 +168,36 @@ class Sender(models.Model):
         help_text="Messenger page id, Viber service id, WhatsApp number, or SMS number / alphanumeric name.",
     )
 
+    # Outside a person's 24-hour window WhatsApp delivers only an approved template, Messenger only a tagged
+    # message (emulator/spec/VONAGE_FACTS.md). Without these, such a channel is skipped when its window is closed.
+    template_name = models.CharField(
+        "WhatsApp template", max_length=512, blank=True,
+        help_text="WhatsApp only: the approved Message Template sent when the person has not written in 24 "
+                  "hours, e.g. oncall_alert (as the Messages API v1 names it).",
+    )
+    template_namespace = models.CharField(
+        max_length=200, blank=True,
+        help_text="WhatsApp with the Dispatch API: the template namespace; Dispatch sends namespace:name.",
+    )
+    template_locale = models.CharField(
+        max_length=20, blank=True, default="en-US",
+        help_text="The template's language, BCP 47 (en-GB); sent as en_GB on the Messages API v1.",
+    )
+    template_policy = models.CharField(
+        max_length=15, blank=True, default="deterministic", choices=[(p, p) for p in TEMPLATE_POLICIES],
+        help_text="deterministic: exactly this locale (WhatsApp refuses the old 'fallback' since 2020).",
+    )
+    template_parameters = models.CharField(
+        max_length=200, blank=True, default="text",
+        help_text="What {{1}}, {{2}}, ... carry, comma-separated, from: "
+                  + ", ".join(f"{key} ({meaning})" for key, meaning in TEMPLATE_PARAMETERS.items()) + ".",
+    )
+    messenger_tag = models.CharField(
+        max_length=50, blank=True,
+        help_text="Messenger only: the message tag sent (category message_tag) when the person has not written "
+                  "in 24 hours, e.g. ACCOUNT_UPDATE.",
+    )
+
     class Meta:
         ordering = ["channel_type"]
         constraints = [
@@ -171,9 +208,44 @@ class Sender(models.Model):
     def __str__(self) -> str:
         return f"{self.get_channel_type_display()}: {self.sender_id}"
 
+    @property
+    def parameter_keys(self) -> list[str]:
+        return [key.strip() for key in self.template_parameters.split(",") if key.strip()]
+
     def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
         if self.channel_type and self.sender_id:
             try:
                 validate_sender(self.channel_type, self.sender_id)
             except ValidationError as e:
-                raise ValidationError({"sender_id": e.messages}) from None
+                errors["sender_id"] = e.messages
+        # Defaults for a form that leaves them out (a sender of another channel, an older client).
+        self.template_locale = self.template_locale.strip().replace("_", "-") or "en-US"
+        self.template_policy = self.template_policy or TEMPLATE_POLICIES[0]
+        if self.template_name or self.template_namespace:
+            errors.update(self._template_errors())
+        if self.messenger_tag:
+            if self.channel_type != ChannelType.MESSENGER:
+                errors["messenger_tag"] = ["A message tag is for the Messenger sender only."]
+            elif not MESSENGER_TAG.match(self.messenger_tag):
+                errors["messenger_tag"] = ["A Messenger tag is upper-case letters and '_', e.g. ACCOUNT_UPDATE."]
+        if errors:
+            raise ValidationError(errors)
+
+    def _template_errors(self) -> dict[str, list[str]]:
+        if self.channel_type != ChannelType.WHATSAPP:
+            return {"template_name": ["A template is for the WhatsApp sender only."]}
+        errors = {}
+        if not TEMPLATE_NAME.match(self.template_name):
+            errors["template_name"] = ["A template name is lower-case letters, digits and '_', e.g. oncall_alert."]
+        if ":" in self.template_name or not re.match(r"^[A-Za-z0-9_:.-]*$", self.template_namespace):
+            errors["template_namespace"] = ["Give the namespace and the name apart: Dispatch joins them with ':'."]
+        if not LOCALE.match(self.template_locale):
+            errors["template_locale"] = ["A locale is BCP 47, e.g. en-GB or pt-BR."]
+        if self.template_policy not in TEMPLATE_POLICIES:
+            errors["template_policy"] = [f"The policy is one of {', '.join(TEMPLATE_POLICIES)}."]
+        unknown = [key for key in self.parameter_keys if key not in TEMPLATE_PARAMETERS]
+        if unknown:
+            errors["template_parameters"] = [f"Unknown parameter(s) {', '.join(unknown)}; each is one of "
+                                             f"{', '.join(TEMPLATE_PARAMETERS)}."]
+        return errors

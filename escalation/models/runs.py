@@ -34,7 +34,8 @@ class Escalation(models.Model):
     message = models.TextField()
     api = models.CharField(max_length=10, choices=Api.choices)
     # Frozen at fire time: {"rounds": n, "people": [{"person_id", "name", "channels": [
-    #   {"type", "address", "expiry_time", "condition", "sender"}]}]}.
+    #   {"type", "address", "expiry_time", "condition", "sender", "template"?, "tag"?}]}]}; `template` and
+    #   `tag` are the sender's settings for a closed 24-hour window (engine/windows.py).
     plan = models.JSONField()
     state = models.CharField(max_length=12, choices=EscalationState.choices, default=EscalationState.ACTIVE)
     fired_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -123,6 +124,9 @@ class Page(models.Model):
     # A worker sending the workflow holds this lease; a crashed worker's send is retried after it.
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Dispatch mode: how each workflow item went out, by channel index as a string ("0": "WhatsApp template
+    # `oncall_alert` (window closed)"), decided when the workflow was built; a skipped channel is absent.
+    item_forms = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["escalation", "round", "index"]
@@ -187,6 +191,8 @@ class Message(models.Model):
     # A worker sending this message holds this lease; a crashed worker's send is retried after it.
     claimed_until = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # How it went out: "text (window open)", "WhatsApp template `oncall_alert` (window closed)", ...
+    form = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["page", "channel_index", "id"]

@@ -3,7 +3,8 @@ roster, and export a roster back to it.
 
 The format (see tests/fixtures/sample_demo.json):
 
-    {"APP": {...}, "FROM": {"MESSENGER": id, "VIBER": id, "WHATSAPP": number, "SMS": number or name},
+    {"APP": {...}, "FROM": {"MESSENGER": id, "VIBER": id, "WHATSAPP": number, "SMS": number or name,
+                            "WHATSAPP_TEMPLATE"?: {...}, "MESSENGER_TAG"?: tag},  (see config_senders.py)
      "USERS": [{"name": str, "channels": [{"type", "id_num", "condition_status"?, "expiry_time"?}]}]}
 
 `APP` holds the Vonage application id and private key: secrets, so it is never stored (the environment
@@ -29,6 +30,8 @@ from escalation.models import (
     Sender,
 )
 from escalation.models.channels import DEFAULT_EXPIRY_SECONDS
+from escalation.services.config_senders import KEYS as SETTING_KEYS
+from escalation.services.config_senders import export_sender_settings, parse_sender_settings
 
 # A real roster file is a few kilobytes; the cap keeps a hostile file from eating memory.
 MAX_CONFIG_BYTES = 1_000_000
@@ -67,6 +70,8 @@ class ParsedConfig:
     senders: dict[str, str]
     users: list[ParsedUser]
     has_app: bool
+    # Optional: a WhatsApp template, a Messenger tag (config_senders.py), as Sender field values by channel.
+    sender_settings: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -221,7 +226,7 @@ def _parse_user(obj: Any, where: str) -> tuple[ParsedUser | None, list[str]]:
 def _parse_senders(obj: Any) -> tuple[dict[str, str], list[str]]:
     if not isinstance(obj, dict):
         return {}, ["FROM: must be an object like {\"SMS\": \"OnCall\"}."]
-    problems = _unknown_keys(obj, set(FROM_KEYS), "FROM")
+    problems = _unknown_keys(obj, set(FROM_KEYS) | SETTING_KEYS, "FROM")
     senders = {}
     for key, channel_type in FROM_KEYS.items():
         if key not in obj:
@@ -249,6 +254,9 @@ def config_parse(*, raw: bytes) -> ParsedConfig:
         problems.append("APP: must be an object (it is not stored anyway).")
     senders, sender_problems = _parse_senders(data.get("FROM", {}))
     problems += sender_problems
+    settings, settings_problems = ({}, []) if sender_problems else parse_sender_settings(data.get("FROM", {}),
+                                                                                         senders)
+    problems += settings_problems
     raw_users = data.get("USERS")
     if not isinstance(raw_users, list) or not raw_users:
         raise ConfigError([*problems, "USERS: must be a non-empty list of users."])
@@ -264,7 +272,7 @@ def config_parse(*, raw: bytes) -> ParsedConfig:
         users.append(user)
     if problems:
         raise ConfigError(problems)
-    return ParsedConfig(senders=senders, users=users, has_app="APP" in data)
+    return ParsedConfig(senders=senders, users=users, has_app="APP" in data, sender_settings=settings)
 
 
 def config_import(*, raw: bytes, roster_name: str = DEFAULT_ROSTER_NAME) -> ConfigImported:
@@ -289,7 +297,8 @@ def _write(parsed: ParsedConfig, roster_name: str) -> ConfigImported:
     roster, _ = Roster.objects.get_or_create(name=roster_name)
     result = ConfigImported(roster=roster, has_app=parsed.has_app)
     for channel_type, sender_id in parsed.senders.items():
-        Sender.objects.update_or_create(channel_type=channel_type, defaults={"sender_id": sender_id})
+        Sender.objects.update_or_create(channel_type=channel_type, defaults={
+            "sender_id": sender_id, **parsed.sender_settings.get(channel_type, {})})
         result.senders.append(channel_type)
     people = []
     for user in parsed.users:
@@ -335,8 +344,9 @@ def _replace_members(roster: Roster, people: list[Person]) -> list[str]:
 
 def config_export(*, roster: Roster) -> dict:
     """The roster in the seed's format, without APP: the application id and key live in the environment."""
-    sender_ids = dict(Sender.objects.values_list("channel_type", "sender_id"))
-    senders = {key: sender_ids[t] for key, t in FROM_KEYS.items() if t in sender_ids}
+    sender_rows = {sender.channel_type: sender for sender in Sender.objects.all()}
+    senders = {key: sender_rows[t].sender_id for key, t in FROM_KEYS.items() if t in sender_rows}
+    senders.update(export_sender_settings(sender_rows))
     users = []
     for member in roster.ordered_members():
         channels = member.person.channels.order_by("position", "id")

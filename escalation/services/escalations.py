@@ -11,8 +11,10 @@ from django.utils import timezone
 from escalation.engine.events import record_event
 from escalation.engine.plan import page_text_length, person_window_seconds, text_limit
 from escalation.engine.wakeup import notify_workers
+from escalation.engine.windows import TemplateValues, choose, open_windows, sender_settings
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
+    Api,
     Channel,
     ChannelType,
     Escalation,
@@ -31,7 +33,8 @@ class FireRefused(ValidationError):
 
 
 def _build_plan(roster: Roster, message: str) -> dict:
-    senders = dict(Sender.objects.values_list("channel_type", "sender_id"))
+    sender_rows = {sender.channel_type: sender for sender in Sender.objects.all()}
+    senders = {kind: sender.sender_id for kind, sender in sender_rows.items()}
     members = [m for m in roster.ordered_members() if m.person.is_active]
     if not members:
         raise FireRefused(f"Roster {roster.name} has no active people to page.")
@@ -66,7 +69,8 @@ def _build_plan(roster: Roster, message: str) -> dict:
             "name": person.name,
             "channels": [
                 {"type": c.type, "address": c.address, "expiry_time": c.expiry_time,
-                 "condition": c.condition, "sender": senders.get(c.type, "")}
+                 "condition": c.condition, "sender": senders.get(c.type, ""),
+                 **sender_settings(sender_rows.get(c.type))}
                 for c in channels
             ],
         })
@@ -75,24 +79,30 @@ def _build_plan(roster: Roster, message: str) -> dict:
     return {"rounds": roster.rounds, "people": people}
 
 
-def fire_preview(*, roster: Roster, message: str) -> list[dict]:
-    """Who would be paged, in which order, on which channels, and how long each step waits.
+def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -> list[dict]:
+    """Who would be paged, in which order, on which channels, how long each step waits, and in which form
+    each message would go out if sent now (text, template, tagged, or skipped: see engine/windows.py).
 
     Raises FireRefused exactly as escalation_fire would.
     """
     plan = _build_plan(roster, message)
-    return [
-        {
-            "name": person["name"],
-            "wait_seconds": person_window_seconds(person),
-            "channels": [
-                {**channel, "type_label": ChannelType(channel["type"]).label,
-                 "text_limit": text_limit(channel["type"])}
-                for channel in person["channels"]
-            ],
-        }
-        for person in plan["people"]
-    ]
+    now = now or timezone.now()
+    opened = open_windows([c for person in plan["people"] for c in person["channels"]], now)
+    preview = []
+    for person in plan["people"]:
+        values = TemplateValues(text=message, escalation="(its number)", person=person["name"], roster=roster.name)
+        channels, warnings = [], []
+        for channel in person["channels"]:
+            label = ChannelType(channel["type"]).label
+            choice = choose(channel, window_open=(channel["type"], channel["address"]) in opened, values=values,
+                            dispatch=settings.ESCALATION_API == Api.DISPATCH)
+            if choice.skipped:
+                warnings.append(f"{person['name']}'s {label}: {choice.label}: it will be skipped.")
+            channels.append({**channel, "type_label": label, "text_limit": text_limit(channel["type"]),
+                             "form": choice.label, "skipped": choice.skipped})
+        preview.append({"name": person["name"], "wait_seconds": person_window_seconds(person),
+                        "channels": channels, "warnings": warnings})
+    return preview
 
 
 def escalation_fire(

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from escalation.engine.events import record_event
 from escalation.engine.plan import page_text_length, personal_text, text_limit
+from escalation.engine.windows import TemplateValues, choose, open_windows, sender_settings
 from escalation.integrations.parse import FIRING, Alert
 from escalation.models import (
     STATUS_RANK,
@@ -198,24 +199,34 @@ def channel_test_send(*, person: Person, now: datetime | None = None) -> list[Ch
     still finds it (by client_ref), and our update never moves a status back down the ladder.
     """
     now = now or timezone.now()
-    senders = dict(Sender.objects.values_list("channel_type", "sender_id"))
+    senders = {sender.channel_type: sender for sender in Sender.objects.all()}
+    channels = [
+        {"type": c.type, "address": c.address, "expiry_time": c.expiry_time, "condition": c.condition,
+         "sender": senders[c.type].sender_id if c.type in senders else "", **sender_settings(senders.get(c.type))}
+        for c in person.channels.order_by("position", "id")
+    ]
+    # The same rule as a page: free-form only inside the person's 24-hour window (engine/windows.py).
+    opened = open_windows(channels, now)
     tests = []
-    for channel in person.channels.order_by("position", "id"):
+    for plan_channel in channels:
         test = ChannelTest.objects.create(
-            person=person, channel_type=channel.type, to_address=channel.address,
+            person=person, channel_type=plan_channel["type"], to_address=plan_channel["address"],
             client_ref=new_client_ref(), created_at=now, updated_at=now,
         )
-        sender = senders.get(channel.type)
-        if not sender:
-            label = ChannelType(channel.type).label
+        label = ChannelType(plan_channel["type"]).label
+        text = channel_test_text(person, plan_channel["type"])
+        values = TemplateValues(text=text, escalation="test", person=person.name, roster="test")
+        choice = choose(plan_channel, window_open=(plan_channel["type"], plan_channel["address"]) in opened,
+                        values=values)
+        if not plan_channel["sender"]:
             _test_failed(test, f"No sender is configured for {label}: add one under Senders.", now)
+        elif choice.skipped:
+            _test_failed(test, f"Not sent: {choice.label}.", now)
         else:
-            plan_channel = {"type": channel.type, "address": channel.address, "expiry_time": channel.expiry_time,
-                            "condition": channel.condition, "sender": sender}
+            ChannelTest.objects.filter(pk=test.pk).update(form=choice.label[:200])
             try:
-                message_uuid = get_client().send_message(
-                    channel=plan_channel, text=channel_test_text(person, channel.type), client_ref=test.client_ref
-                )
+                message_uuid = get_client().send_message(channel=plan_channel, text=text, client_ref=test.client_ref,
+                                                         form=choice.form)
             except VonageError as e:
                 _test_failed(test, str(e), now)
             else:

@@ -1,9 +1,12 @@
 """Request bodies for Vonage, built from the frozen plan's channel dicts.
 
-A channel dict is {"type", "address", "expiry_time", "condition", "sender"} (see Escalation.plan).
+A channel dict is {"type", "address", "expiry_time", "condition", "sender", ...} (see Escalation.plan); a
+`Form` (escalation/vonage/forms.py) says whether the message is free-form text, a WhatsApp template or a
+tagged Messenger message.
 """
 
 from escalation.models.channels import V1_CHANNEL_NAMES, ChannelType
+from escalation.vonage.forms import FREE_TEXT, Form
 
 # Which field carries the address on each side of a Dispatch item (VONAGE_FACTS.md, and the seed's
 # `set_field_types`): Viber sends from a service id to a phone number.
@@ -27,23 +30,26 @@ def dispatch_text(*, person_name: str, text: str, reply_number: int | None = Non
     return f"[{person_name}]: {text}{hint}"
 
 
-def failover_workflow(*, person_name: str, channels: list[dict], text: str, reply_number: int | None = None) -> dict:
-    """The Dispatch `failover` workflow for one person: one item per channel, in order.
+def failover_workflow(*, person_name: str, channels: list[dict], text: str,
+                      forms: list[Form] | None = None, reply_number: int | None = None) -> dict:
+    """The Dispatch `failover` workflow for one person: one item per channel, in order, each in its form
+    (`forms[i]` for `channels[i]`; free-form text when not given).
 
     Every item but the last carries `failover` (Dispatch moves to the next item when the condition is not
     met within `expiry_time` seconds); the last is the final fallback and must not have one.
     """
     if not channels:
         raise ValueError(f"{person_name} has no channels to page")
-    content = {"type": "text", "text": dispatch_text(person_name=person_name, text=text, reply_number=reply_number)}
+    forms = forms or [FREE_TEXT] * len(channels)
+    personal = dispatch_text(person_name=person_name, text=text, reply_number=reply_number)
     workflow = []
-    for position, channel in enumerate(channels):
+    for position, (channel, form) in enumerate(zip(channels, forms, strict=True)):
         kind = channel["type"]
         from_field, to_field = DISPATCH_FIELDS[kind]
         item: dict = {
             "from": {"type": kind, from_field: channel["sender"]},
             "to": {"type": kind, to_field: channel["address"]},
-            "message": {"content": dict(content)},
+            "message": dispatch_message(personal, form),
         }
         if position < len(channels) - 1:
             # The seed's sample config holds expiry_time as a string; the schema wants an integer.
@@ -55,11 +61,33 @@ def failover_workflow(*, person_name: str, channels: list[dict], text: str, repl
     return {"template": "failover", "workflow": workflow}
 
 
-def v1_message(*, channel: dict, text: str, client_ref: str) -> dict:
-    """One Messages API v1 text message; `client_ref` comes back on every status webhook for it."""
+def dispatch_message(text: str, form: Form) -> dict:
+    """A Dispatch item's `message` (dispatch.yml: `content` with `TemplateProperty`, `whatsapp`, `messenger`)."""
+    if form.template is not None:
+        template = form.template
+        return {
+            "content": {"type": "template", "template": {
+                "name": template.dispatch_name, "parameters": [{"default": value} for value in template.values]}},
+            "whatsapp": {"policy": template.policy, "locale": template.locale},
+        }
+    message: dict = {"content": {"type": "text", "text": text}}
+    if form.messenger_tag:
+        message["messenger"] = {"category": "message_tag", "tag": form.messenger_tag}
+    return message
+
+
+def v1_message(*, channel: dict, text: str, client_ref: str, form: Form = FREE_TEXT) -> dict:
+    """One Messages API v1 message, text or template; `client_ref` comes back on every status webhook for it."""
+    body: dict = {"message_type": "text", "text": text}
+    if form.template is not None:
+        template = form.template
+        body = {"message_type": "template",
+                "template": {"name": template.name, "parameters": list(template.values)},
+                "whatsapp": {"policy": template.policy, "locale": template.v1_locale}}
+    elif form.messenger_tag:
+        body["messenger"] = {"category": "message_tag", "tag": form.messenger_tag}
     return {
-        "message_type": "text",
-        "text": text,
+        **body,
         "to": channel["address"],
         "from": channel["sender"],
         "channel": V1_CHANNEL_NAMES[channel["type"]],

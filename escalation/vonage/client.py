@@ -6,6 +6,7 @@ import uuid
 
 from escalation.vonage.bodies import failover_workflow, v1_message
 from escalation.vonage.errors import UNREADABLE, VonageError
+from escalation.vonage.forms import FREE_TEXT, Form
 from escalation.vonage.http import VonageHttp
 
 
@@ -14,15 +15,17 @@ class VonageClient:
         self.http = VonageHttp()
 
     def dispatch_failover(self, *, person_name: str, channels: list[dict], text: str,
-                          reply_number: int | None = None) -> str:
+                          forms: list[Form] | None = None, reply_number: int | None = None) -> str:
         """Start one Dispatch failover workflow for one person; return its dispatch_uuid."""
         answer = self.http.post("/v0.1/dispatch", failover_workflow(person_name=person_name, channels=channels,
-                                                                    text=text, reply_number=reply_number))
+                                                                    text=text, forms=forms,
+                                                                    reply_number=reply_number))
         return answer_uuid(answer, "dispatch_uuid")
 
-    def send_message(self, *, channel: dict, text: str, client_ref: str) -> str:
-        """Send one Messages API v1 text on one channel; return its message_uuid."""
-        answer = self.http.post("/v1/messages", v1_message(channel=channel, text=text, client_ref=client_ref))
+    def send_message(self, *, channel: dict, text: str, client_ref: str, form: Form = FREE_TEXT) -> str:
+        """Send one Messages API v1 message (text, template or tagged) on one channel; return its message_uuid."""
+        answer = self.http.post("/v1/messages", v1_message(channel=channel, text=text, client_ref=client_ref,
+                                                           form=form))
         return answer_uuid(answer, "message_uuid")
 
 

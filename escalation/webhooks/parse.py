@@ -143,13 +143,14 @@ def _final_report(body: dict[str, Any]) -> FinalReport:
 def _inbound(body: dict[str, Any]) -> InboundReply:
     from_address, from_type = _address(body.get("from"), "from")
     # Viber's inbound `from` is a bare `{number}`; the channel is then only named on `to`.
-    _, to_type = _address(body.get("to"), "to", required=False)
+    to_address, to_type = _address(body.get("to"), "to", required=False)
     return InboundReply(
         message_uuid=_uuid(body["message_uuid"], "message_uuid"),
         from_address=from_address,
         channel_type=_channel(body.get("channel") or from_type or to_type),
         text=_inbound_text(body),
         timestamp=_timestamp(body.get("timestamp")),
+        to_address=to_address,
     )
 
 

@@ -47,3 +47,4 @@ class InboundReply:
     channel_type: str
     text: str
     timestamp: datetime
+    to_address: str = ""  # our sender the person wrote to (the 24-hour window is per business number)
