@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from escalation.models import (
     FAILED_STATUSES,
     MARK_KINDS,
-    ChannelType,
     Escalation,
     EscalationState,
     Event,
@@ -22,6 +21,7 @@ from escalation.models import (
     Page,
     PageState,
 )
+from escalation.models.channels import SHORT_LABELS
 
 WIDTH = 1000
 PLOT_LEFT = 310
@@ -39,8 +39,7 @@ MAX_TICKS = 9
 
 # Events that become marks on the picture; everything else is only in the log in words.
 # Short names: the label column is narrow.
-CHANNEL_LABELS = {ChannelType.MESSENGER: "Messenger", ChannelType.VIBER: "Viber", ChannelType.WHATSAPP: "WhatsApp",
-                  ChannelType.SMS: "SMS"}
+CHANNEL_LABELS = SHORT_LABELS
 LABEL_CHARS = 30
 
 Scale = Callable[[datetime], float]  # a moment to its x coordinate
@@ -116,7 +115,7 @@ class Lane:
 @dataclass(frozen=True)
 class Line:
     x: float
-    kind: str  # acknowledged | cancelled | exhausted | now
+    kind: str  # acknowledged | reached | cancelled | exhausted | now
     label: str
     anchor: str  # where the label hangs: "start" right of the line, "end" left of it
 
@@ -239,9 +238,11 @@ def build_timeline(
         lines.append(Line(x(now), "now", f"now {rel(now)}", _anchor(x(now))))
     elif escalation.ended_at is not None:
         at = x(escalation.ended_at)
+        who = escalation.acknowledged_by_name or "someone"
         if escalation.state == EscalationState.ACKNOWLEDGED:
-            who = escalation.acknowledged_by_name or "someone"
             label = f"acknowledged by {who} {rel(escalation.ended_at)}"
+        elif escalation.state == EscalationState.REACHED:
+            label = f"reached {who} {rel(escalation.ended_at)}"
         else:
             label = f"{escalation.get_state_display()} {rel(escalation.ended_at)}"
         lines.append(Line(at, escalation.state, label, _anchor(at)))

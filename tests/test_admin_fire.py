@@ -234,7 +234,7 @@ def test_acknowledge_on_behalf_asks_which_paged_person_answered(firer):
     assert escalation.state == EscalationState.ACKNOWLEDGED
     assert escalation.acknowledged_by_name == "Tony"
     assert escalation.outcome == "Tony: acknowledged in the admin by fiona: called me"
-    assert Page.objects.get(escalation=escalation).state == PageState.REACHED
+    assert Page.objects.get(escalation=escalation).state == PageState.ACKNOWLEDGED
     assert Event.objects.filter(escalation=escalation, kind=EventKind.ACKNOWLEDGED).exists()
 
 

@@ -46,13 +46,15 @@ MARK_LIMIT = 200
 # An active escalation's page reloads itself this often (seconds): no JavaScript needed.
 REFRESH_SECONDS = 3
 
-GOOD_KINDS = {EventKind.DELIVERED, EventKind.READ, EventKind.REPLIED, EventKind.ACKNOWLEDGED}
+GOOD_KINDS = {EventKind.DELIVERED, EventKind.READ, EventKind.REPLIED, EventKind.ACKNOWLEDGED, EventKind.REACHED}
 BAD_KINDS = {EventKind.REJECTED, EventKind.UNDELIVERABLE, EventKind.SEND_FAILED, EventKind.EXHAUSTED}
 KIND_LABELS = dict(EventKind.choices)
+ANSWERED = (EscalationState.ACKNOWLEDGED, EscalationState.REACHED)
 
 
 def time_to_ack(escalation: Escalation) -> timedelta | None:
-    if escalation.state != EscalationState.ACKNOWLEDGED or escalation.ended_at is None:
+    """How long until someone acknowledged or was reached; None for any other end."""
+    if escalation.state not in ANSWERED or escalation.ended_at is None:
         return None
     return escalation.ended_at - escalation.created_at
 
@@ -98,7 +100,7 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = [fire.cancel_escalations, fire.acknowledge_escalations]
     readonly_fields = ["state_badge", "roster_link", "message", "api", "fired_by_name", "created_at", "ended_at",
-                       "acknowledged_by_name", "time_to_ack_display", "outcome", "plan_summary", "webhooks_link"]
+                       "acknowledged_by_display", "time_to_ack_display", "outcome", "plan_summary", "webhooks_link"]
     # The timeline and the log come first (see the change_form template); the record's fields fold away.
     fieldsets = [("Details", {"classes": ["collapse"], "fields": readonly_fields})]
 
@@ -118,9 +120,14 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
     def when(self, obj: Escalation) -> str:
         return date_format(timezone.localtime(obj.created_at), "Y-m-d H:i:s")
 
-    @admin.display(description="acknowledged by", ordering="acknowledged_by_name")
+    @admin.display(description="answered", ordering="acknowledged_by_name")
     def acknowledged_by_display(self, obj: Escalation) -> str:
-        return obj.acknowledged_by_name or "—"
+        # Named apart: "acknowledged by" only when someone confirmed, "reached" when a phone only got it.
+        if obj.state == EscalationState.ACKNOWLEDGED:
+            return f"acknowledged by {obj.acknowledged_by_name or 'someone'}"
+        if obj.state == EscalationState.REACHED:
+            return f"reached {obj.acknowledged_by_name or 'someone'}, not acknowledged"
+        return "—"
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: Escalation) -> str:

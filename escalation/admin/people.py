@@ -168,7 +168,7 @@ class PersonAdmin(admin.ModelAdmin):
 class RosterAdmin(RosterFireMixin, admin.ModelAdmin):
     list_display = ("name", "member_list", "member_count", "rounds")
     search_fields = ("name", "description", "members__person__name")
-    fields = ("name", "description", "rounds")
+    fields = ("name", "description", "rounds", "stop_on")
     inlines = [RosterMemberInline]
     # Firing needs its own permission (escalation.fire_escalation); RosterFireMixin adds the Fire button's page.
     actions = [fire_escalation]

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from escalation.engine.batch import applied_unmatched, save_changes
-from escalation.engine.events import new_event, record_event
+from escalation.engine.events import clock, new_event, record_event
 from escalation.engine.plan import plan_person
 from escalation.models import (
     FAILED_STATUSES,
@@ -28,7 +28,9 @@ from escalation.models import (
     MessageStatus,
     Page,
     PageState,
+    StopRule,
     WebhookEvent,
+    short_label,
 )
 from escalation.services.escalations import escalation_acknowledge
 from escalation.webhooks.parse import parse_webhook
@@ -56,6 +58,26 @@ class Applied:
 def meets_condition(status: str, condition: str) -> bool:
     # `read` implies `delivered`: a read message satisfies either condition.
     return status == MessageStatus.READ or (status == MessageStatus.DELIVERED and condition == "delivered")
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A status that ends the escalation, and how: `reached` when only a delivery met the condition."""
+    how: str
+    reached: bool
+
+
+def stop_for(status: str, message: Message, escalation: Escalation, now: datetime) -> Stop | None:
+    """A read always acknowledges; a delivery meeting a `delivered` condition reaches the person, which stops
+    the escalation only under the roster's default rule (frozen in the plan)."""
+    if not meets_condition(status, message.condition):
+        return None
+    label = short_label(message.channel_type)
+    if status == MessageStatus.READ:
+        return Stop(f"read on {label} at {clock(now)}", reached=False)
+    if escalation.plan.get("stop_on", StopRule.CONDITION) == StopRule.ACKNOWLEDGEMENT:
+        return None
+    return Stop(f"{label} delivered at {clock(now)}", reached=True)
 
 
 def apply_status(update: StatusUpdate, *, now: datetime) -> Applied:
@@ -185,7 +207,8 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
     The messages were read under those locks, so comparing ranks here is exact: no compare-and-set is needed.
     """
     results, changed, events, acknowledge, poke = [], {}, [], [], set()
-    acknowledged = {pk for pk, e in escalations.items() if e.state != EscalationState.ACTIVE}
+    # The escalations that have ended, or end in this batch, with their end state.
+    acknowledged = {pk: e.state for pk, e in escalations.items() if e.state != EscalationState.ACTIVE}
     for i, update, message in pairs:
         page, escalation = message.page, escalations[message.page.escalation_id]
         if message.message_uuid is None and update.message_uuid and update.message_uuid not in taken_uuids:
@@ -209,12 +232,13 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
         events.append(new_event(escalation, update.status, text + (f" ({update.error})" if update.error else ""),
                                 at=now, page=page, message=message))
         if escalation.pk in acknowledged:
-            state = escalation.state if escalation.state != EscalationState.ACTIVE else EscalationState.ACKNOWLEDGED
-            applied = Applied(f"status {update.status} (escalation already {state})", escalation.pk, message.pk)
-        elif meets_condition(update.status, message.condition):
-            acknowledged.add(escalation.pk)
-            acknowledge.append((escalation, page, f"{update.status} on {label} {message.to_address}"))
-            applied = Applied(f"status {update.status}: acknowledged", escalation.pk, message.pk)
+            applied = Applied(f"status {update.status} (escalation already {acknowledged[escalation.pk]})",
+                              escalation.pk, message.pk)
+        elif (stop := stop_for(update.status, message, escalation, now)) is not None:
+            acknowledged[escalation.pk] = EscalationState.REACHED if stop.reached else EscalationState.ACKNOWLEDGED
+            acknowledge.append((escalation, page, stop))
+            applied = Applied(f"status {update.status}: {'reached' if stop.reached else 'acknowledged'}",
+                              escalation.pk, message.pk)
         else:
             if update.status in FAILED_STATUSES and page.state == PageState.ACTIVE:
                 # The worker fails over to the next channel (or person) now rather than at the expiry.
@@ -224,11 +248,11 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message]], escalations: d
     save_changes(Message, changed.values())
     if events:
         Event.objects.bulk_create(events)
-    for escalation, page, how in acknowledge:
-        escalation_acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name, how=how,
-                               now=now)
-    if poke - acknowledged:
-        Escalation.objects.filter(pk__in=poke - acknowledged).update(next_action_at=now)
+    for escalation, page, stop in acknowledge:
+        escalation_acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name,
+                               how=stop.how, reached=stop.reached, now=now)
+    if poke - acknowledged.keys():
+        Escalation.objects.filter(pk__in=poke - acknowledged.keys()).update(next_action_at=now)
     return results
 
 
@@ -275,7 +299,7 @@ def apply_inbound(reply: InboundReply, *, now: datetime) -> Applied:
                 | Q(messages__to_address=reply.from_address, messages__channel_type=reply.channel_type))
         .select_related("escalation").order_by("escalation_id", "-round").distinct()
     )
-    label = ChannelType(reply.channel_type).label if reply.channel_type in ChannelType.values else reply.channel_type
+    label = short_label(reply.channel_type)
     acknowledged = []
     for page in pages:
         if page.escalation_id in acknowledged:
@@ -288,7 +312,7 @@ def apply_inbound(reply: InboundReply, *, now: datetime) -> Applied:
                          f"{page.person_name} replied on {label} {reply.from_address}: \u201c{quote}\u201d",
                          at=now, page=page)
             if escalation_acknowledge(escalation=page.escalation, person_index=page.index,
-                                      by_name=page.person_name, how=f"replied on {label} {reply.from_address}",
+                                      by_name=page.person_name, how=f"replied on {label}: \u201c{quote}\u201d",
                                       now=now):
                 acknowledged.append(page.escalation_id)
     if not acknowledged:

@@ -103,6 +103,13 @@ class Channel(models.Model):
                 raise ValidationError({"address": e.messages}) from None
 
 
+class StopRule(models.TextChoices):
+    """When an escalation stops paging: the seed's rule, or only when someone confirms."""
+
+    CONDITION = "condition", "when a channel's condition is met (a delivered SMS stops it)"
+    ACKNOWLEDGEMENT = "acknowledgement", "only on an acknowledgement: a read or a reply"
+
+
 class Roster(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -111,6 +118,11 @@ class Roster(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(10)],
         help_text="How many times to go through the whole list before giving up (1 to 10).",
     )
+    stop_on = models.CharField(
+        "stop paging", max_length=16, choices=StopRule.choices, default=StopRule.CONDITION,
+        help_text="With the second, a delivered SMS is recorded as 'reached' and the escalation goes on until "
+                  "someone reads or replies.",
+    )
     people = models.ManyToManyField(Person, through="RosterMember", related_name="rosters")
 
     class Meta:
@@ -118,6 +130,7 @@ class Roster(models.Model):
         permissions = [("fire_escalation", "Can fire an escalation")]
         constraints = [
             models.CheckConstraint(condition=Q(rounds__gte=1) & Q(rounds__lte=10), name="roster_rounds_in_range"),
+            models.CheckConstraint(condition=Q(stop_on__in=StopRule.values), name="roster_stop_rule_known"),
         ]
 
     def __str__(self) -> str:
