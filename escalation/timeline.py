@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from escalation.ahead import AFTER_THE_END, sent_after_the_end
 from escalation.models import (
     FAILED_STATUSES,
     MARK_KINDS,
@@ -229,6 +230,9 @@ def build_timeline(
         planned = plan_people[page.index].get("channels", []) if page.index < len(plan_people) else []
         lane = _lane(page=page, y=y, planned=planned, messages=by_page[page.id], page_marks=page_marks[page.id],
                      message_marks=message_marks, x=x, rel=rel, stop=stop, end=end, many_rounds=many_rounds)
+        for row, message in zip(lane.rows, _row_messages(planned, by_page[page.id]), strict=True):
+            if message is not None and sent_after_the_end(escalation, message):
+                row.note = AFTER_THE_END
         lane.shaded = number % 2 == 1
         lanes.append(lane)
         y += lane.height + LANE_GAP
@@ -251,6 +255,12 @@ def build_timeline(
         width=WIDTH, height=y + LEGEND_HEIGHT, plot_left=PLOT_LEFT, plot_right=PLOT_RIGHT, axis_y=AXIS_HEIGHT - 6,
         lanes_bottom=y - LANE_GAP, legend_y=y + 18, start=start, end=end, ticks=ticks, lanes=lanes, lines=lines,
     )
+
+
+def _row_messages(planned: list[dict], messages: list[Message]) -> list[Message | None]:
+    """Each row's message, in the rows' order (see `_lane`), None for a channel never tried."""
+    by_index = {m.channel_index: m for m in messages}
+    return [by_index.get(i) for i in sorted(set(range(len(planned))) | set(by_index))]
 
 
 def _anchor(at: float) -> str:

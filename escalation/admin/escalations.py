@@ -22,6 +22,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext
 
 from escalation.admin import fire
+from escalation.ahead import AFTER_THE_END, next_step, sent_after_the_end
 from escalation.models import (
     MARK_KINDS,
     Escalation,
@@ -35,6 +36,7 @@ from escalation.models import (
     WebhookKind,
 )
 from escalation.services.webhooks import webhooks_retry
+from escalation.story import stories
 from escalation.timeline import build_timeline, channel_label, format_duration, format_offset
 
 # The log in words shows the latest events, the full event list (linked) the rest: a runaway escalation (a flood
@@ -206,6 +208,7 @@ def history_context(escalation: Escalation, *, now) -> dict:
 
     names = {page.id: page.person_name for page in pages}
     channels = {m.id: channel_label(m.channel_type, m.to_address) for m in messages}
+    late = {m.id for m in messages if sent_after_the_end(escalation, m)}
     rows = [
         {
             # Formatted here: the template's `date` filter costs about three times as much per row.
@@ -215,10 +218,11 @@ def history_context(escalation: Escalation, *, now) -> dict:
             "tone": "good" if kind in GOOD_KINDS else "bad" if kind in BAD_KINDS else "",
             "person": names.get(page_id, ""),
             "channel": channels.get(message_id, ""),
-            "text": text,
+            "text": f"{text} ({AFTER_THE_END})" if message_id in late else text,
         }
         for at, kind, page_id, message_id, text in log
     ]
+    current = pages[-1] if pages else None
     return {
         "timeline": build_timeline(escalation=escalation, pages=pages, messages=messages, events=marks[:MARK_LIMIT],
                                    now=now),
@@ -228,6 +232,8 @@ def history_context(escalation: Escalation, *, now) -> dict:
         "event_log_truncated": len(latest) > EVENT_LOG_LIMIT,
         "refresh_seconds": REFRESH_SECONDS if escalation.state == EscalationState.ACTIVE else None,
         "time_to_ack": format_duration(time_to_ack(escalation)),
+        "next_step": next_step(escalation, current, messages),
+        "stories": stories(escalation, pages, messages),
     }
 
 
