@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from escalation.ahead import AFTER_THE_END, clock, sent_after_the_end
-from escalation.models import Escalation, Message, Page, short_label
+from escalation.models import Escalation, Message, Page, PageState, short_label
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,9 @@ def stories(escalation: Escalation, pages: Sequence[Page], messages: Sequence[Me
             message = sent.get(index)
             if message is None:
                 channel = planned[index]
+                waiting = "not sent yet" if page.state == PageState.ACTIVE else "not tried"
                 card.channels.append(ChannelLine(f"{short_label(channel['type'])} {channel['address']}",
-                                                 "not tried", ""))
+                                                 waiting, ""))
                 continue
             note = AFTER_THE_END if sent_after_the_end(escalation, message) else message.error
             card.channels.append(ChannelLine(f"{short_label(message.channel_type)} {message.to_address}",
