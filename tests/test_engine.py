@@ -272,7 +272,7 @@ def test_fire_refuses_a_person_with_one_channel(messages_mode):
     roster = make_roster(TONY, ("Solo", [("sms", "447700900010", 60, "delivered")]))
     with pytest.raises(FireRefused) as refused:
         fire(roster)
-    assert "Solo has 1 channel(s); at least 2 are needed." in refused.value.messages
+    assert "Solo has 1 channel; at least 2 are needed." in refused.value.messages
     assert not Escalation.objects.exists()
 
 

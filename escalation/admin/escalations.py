@@ -7,6 +7,7 @@ page fetches its pages, its messages, the marks and the latest events in one que
 capped), linking to the full event list, paginated, for the rest.
 """
 
+import re
 from datetime import timedelta
 
 from django.contrib import admin, messages
@@ -35,6 +36,7 @@ from escalation.models import (
     WebhookEvent,
     WebhookKind,
 )
+from escalation.models.people import count_of
 from escalation.services.webhooks import webhooks_retry
 from escalation.story import stories
 from escalation.timeline import build_timeline, channel_label, format_duration, format_offset
@@ -52,6 +54,7 @@ GOOD_KINDS = {EventKind.DELIVERED, EventKind.READ, EventKind.REPLIED, EventKind.
 BAD_KINDS = {EventKind.REJECTED, EventKind.UNDELIVERABLE, EventKind.SEND_FAILED, EventKind.EXHAUSTED}
 KIND_LABELS = dict(EventKind.choices)
 ANSWERED = (EscalationState.ACKNOWLEDGED, EscalationState.REACHED)
+ESCALATION_NUMBER = re.compile(r"#?\s*(\d{1,18})")
 
 
 def time_to_ack(escalation: Escalation) -> timedelta | None:
@@ -95,6 +98,7 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
     # escalations" filter each read the whole table on every page view, a cost that grows with the history.
     list_filter = ["state", ("created_at", admin.DateFieldListFilter), "roster", PersonPagedFilter]
     search_fields = ["roster_name", "message", "fired_by_name", "acknowledged_by_name", "outcome"]
+    search_help_text = "A person paged, words of the alert, the roster, or the escalation's number (#12 or 12)."
     # Every column is a frozen name on the escalation's own row, so the list needs no joins.
     list_select_related = []
     list_per_page = 50
@@ -120,7 +124,7 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
 
     @admin.display(description="when", ordering="created_at")
     def when(self, obj: Escalation) -> str:
-        return date_format(timezone.localtime(obj.created_at), "Y-m-d H:i:s")
+        return date_format(timezone.localtime(obj.created_at), "Y-m-d H:i:s T")
 
     @admin.display(description="answered", ordering="acknowledged_by_name")
     def acknowledged_by_display(self, obj: Escalation) -> str:
@@ -157,7 +161,19 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
                 for c in p.get("channels", [])))
              for p in plan.get("people", [])),
         )
-        return format_html("<ol class=\"esc-plan\">{}</ol>{} round(s)", people, plan.get("rounds", 1))
+        return format_html("<ol class=\"esc-plan\">{}</ol>{}", people, count_of(plan.get("rounds", 1), "round"))
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        # A number, with or without '#', is the escalation's: "2" must not find #1 whose alert mentions a 2.
+        if number := ESCALATION_NUMBER.fullmatch(term):
+            return queryset.filter(pk=int(number.group(1))), False
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        if not term:
+            return found, duplicates
+        # Everyone paged, not only who was credited: Exists keeps one row per escalation.
+        paged = queryset.filter(Exists(Page.objects.filter(escalation=OuterRef("pk"), person_name__icontains=term)))
+        return found | paged, duplicates
 
     def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
         return EscalationChangeList
@@ -234,6 +250,7 @@ def history_context(escalation: Escalation, *, now) -> dict:
         "time_to_ack": format_duration(time_to_ack(escalation)),
         "next_step": next_step(escalation, current, messages),
         "stories": stories(escalation, pages, messages),
+        "time_zone": timezone.localtime(now).strftime("%Z"),
     }
 
 
@@ -260,6 +277,12 @@ class EventAdmin(admin.ModelAdmin):
             "message__to_address",
         )
 
+    def get_ordering(self, request: HttpRequest) -> list[str]:
+        # The global list answers "what just happened?": newest first. One escalation's events read as its story.
+        if request.GET.get("escalation__id__exact"):
+            return ["at", "id"]
+        return ["-at", "-id"]
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         escalation_id = request.GET.get("escalation__id__exact", "")
         if escalation_id.isdigit():
@@ -268,7 +291,7 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.display(description="time", ordering="at")
     def at_display(self, obj: Event) -> str:
-        return date_format(timezone.localtime(obj.at), "Y-m-d H:i:s")
+        return date_format(timezone.localtime(obj.at), "Y-m-d H:i:s T")
 
     @admin.display(description="escalation", ordering="escalation_id")
     def escalation_link(self, obj: Event) -> str:

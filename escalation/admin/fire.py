@@ -85,11 +85,16 @@ def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
         running.setdefault(escalation.roster_id, []).append(escalation)
     previews = []
     for roster in rosters:
+        problems: list[str] = []
         try:
             people = fire_preview(roster=roster, message=message)
         except FireRefused as refused:
-            previews.append({"roster": roster, "people": [], "problems": refused.messages, "running": []})
-            continue
+            problems = refused.messages
+            try:
+                # The plan stays in view beside a message that is too long: it shows where the text does not fit.
+                people = fire_preview(roster=roster, message="")
+            except FireRefused:
+                people = []
         offset = 0
         for person in people:
             # When this person is paged at the latest: everyone before them let their whole window run out.
@@ -100,7 +105,7 @@ def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
                 channel["wait"] = format_duration(timedelta(seconds=channel["expiry_time"]))
             offset += person["wait_seconds"]
         previews.append({
-            "roster": roster, "people": people, "problems": [], "running": running.get(roster.pk, []),
+            "roster": roster, "people": people, "problems": problems, "running": running.get(roster.pk, []),
             "round_length": format_duration(timedelta(seconds=offset)),
             "longest": format_duration(timedelta(seconds=offset * roster.rounds)),
         })
@@ -138,6 +143,9 @@ def fire_page(model_admin: admin.ModelAdmin, request: HttpRequest, rosters: list
         "message": message,
         "errors": errors,
         "limits": [(ChannelType(t).label, limit) for t, limit in TEXT_LIMITS.items() if not used or t in used],
+        # As the pages really arrive ("[Tony]: ..."), for the first person paged.
+        "example_text": next((personal_text(person["name"], message) for p in previews for person in p["people"]),
+                             personal_text("Tony", message)),
         "via_action": via_action,
         "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         "can_confirm": bool(rosters) and not any(p["problems"] for p in previews),

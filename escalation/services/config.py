@@ -29,6 +29,7 @@ from escalation.models import (
     Sender,
 )
 from escalation.models.channels import DEFAULT_EXPIRY_SECONDS
+from escalation.models.people import count_of
 
 # A real roster file is a few kilobytes; the cap keeps a hostile file from eating memory.
 MAX_CONFIG_BYTES = 1_000_000
@@ -205,7 +206,7 @@ def _parse_user(obj: Any, where: str) -> tuple[ParsedUser | None, list[str]]:
         return None, [*problems, f"{where}: channels must be a list."]
     if len(raw_channels) < MIN_CHANNELS_PER_PERSON:
         problems.append(
-            f"{where}: has {len(raw_channels)} channel(s); a person on a roster needs at least "
+            f"{where}: has {count_of(len(raw_channels), 'channel')}; a person on a roster needs at least "
             f"{MIN_CHANNELS_PER_PERSON}."
         )
     channels = []

@@ -24,6 +24,7 @@ from escalation.models import (
     Roster,
     Sender,
 )
+from escalation.models.people import count_of
 
 
 class FireRefused(ValidationError):
@@ -48,7 +49,8 @@ def _build_plan(roster: Roster, message: str) -> dict:
         channels = channels_by_person[person.pk]
         if len(channels) < MIN_CHANNELS_PER_PERSON:
             problems.append(
-                f"{person.name} has {len(channels)} channel(s); at least {MIN_CHANNELS_PER_PERSON} are needed."
+                f"{person.name} has {count_of(len(channels), 'channel')}; at least {MIN_CHANNELS_PER_PERSON} are "
+                "needed."
             )
             continue
         text = personal_text(person.name, message)
@@ -128,7 +130,7 @@ def escalation_fire(
         names = ", ".join(p["name"] for p in plan["people"])
         record_event(escalation, EventKind.FIRED,
                      f"Fired by {escalation.fired_by_name or 'unknown'}: {names}; "
-                     f"{plan['rounds']} round(s), via {escalation.get_api_display()}.", at=now)
+                     f"{count_of(plan['rounds'], 'round')}, via {escalation.get_api_display()}.", at=now)
         notify_workers()
     return escalation
 
