@@ -8,6 +8,7 @@ its conversations (one per channel and address), newest message first. The butto
 
 import json
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -22,6 +23,9 @@ MAX_PHONES = 60
 MAX_MESSAGES = 12
 DEFAULT_REPLY = "OK, on it"
 REFRESH_MS = 2000
+# The app's demo endpoint that says which escalation each message belongs to (escalation/demo/views.py).
+ESCALATIONS_PATH = "/demo/phones/escalations"
+ESCALATIONS_TIMEOUT = 0.5
 
 
 @dataclass
@@ -75,9 +79,10 @@ def answer(emulator, method: str, path: str, query: dict[str, str], raw: bytes) 
     route = path.removeprefix("/phones").strip("/")
     if route == "" and method == "GET":
         phones = collect_phones(emulator)
+        labels = escalation_labels(emulator.config.webhook_base, phones)
         if query.get("fragment"):
-            return Answer(200, render_phones(phones).encode())
-        return Answer(200, render_page(phones, note=query.get("note", "")).encode())
+            return Answer(200, render_phones(phones, labels).encode())
+        return Answer(200, render_page(phones, labels, note=query.get("note", "")).encode())
     if route in ("read", "reply"):
         if method != "POST":
             return Answer(405, b"POST only", "text/plain; charset=utf-8")
@@ -139,6 +144,26 @@ def collect_phones(emulator) -> list[Phone]:
     return list(named.values()) + recent
 
 
+def escalation_labels(app_url: str, phones: list[Phone]) -> dict[str, dict]:
+    """Ask the app which escalation each shown message belongs to and its state: {uuid: {"escalation", "state"}}.
+
+    Only the app knows (a Dispatch item carries no reference of ours). Empty when there is no app to ask or it
+    does not answer at once: the page then shows the messages without their escalation, as before.
+    """
+    uuids = [m["message_uuid"] for phone in phones[:MAX_PHONES] for c in phone.conversations for m in c.messages
+             if m["api"] != "inbound"]
+    if not app_url or not uuids:
+        return {}
+    request = urllib.request.Request(app_url.rstrip("/") + ESCALATIONS_PATH, data=json.dumps(uuids).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=ESCALATIONS_TIMEOUT) as answered:
+            found = json.loads(answered.read())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def _messages(store, uuids: list[str]) -> list[Message]:
     return [store.messages[u] for u in uuids[-MAX_MESSAGES:]]
 
@@ -156,7 +181,7 @@ def _ago(at: float, now: float) -> str:
     return f"{seconds // 3600} h ago"
 
 
-def render_message(message: dict, now: float) -> str:
+def render_message(message: dict, now: float, labels: dict[str, dict] | None = None) -> str:
     inbound = message["api"] == "inbound"
     status = message["status"]
     when = f'{_clock(message["created"])} <span class="ago">({_ago(message["created"], now)})</span>'
@@ -185,13 +210,23 @@ def render_message(message: dict, now: float) -> str:
                 '<button type="submit" class="read">Mark read</button></form>'
             )
     kind = "msg-in" if inbound else "msg-out"
-    return (f'<li class="msg {kind} status-{escape(status)}" data-message-uuid="{escape(message["message_uuid"])}">'
+    label = (labels or {}).get(message["message_uuid"])
+    tag, ended = "", ""
+    if isinstance(label, dict) and str(label.get("escalation", "")).isdigit():
+        state = str(label.get("state", ""))
+        ended = " ended" if state and state != "active" else ""
+        tag = (f'<p class="escalation">escalation #{escape(str(label["escalation"]))} · '
+               f'{escape(state) if ended else "active"}</p>')
+        if ended:
+            action = ""  # nothing to acknowledge any more: the escalation is over
+    return (f'<li class="msg {kind} status-{escape(status)}{ended}" '
+            f'data-message-uuid="{escape(message["message_uuid"])}">{tag}'
             f'<p class="text">{escape(message["text"])}</p><p class="meta">{meta}</p>{action}</li>')
 
 
-def render_conversation(conversation: Conversation, now: float) -> str:
+def render_conversation(conversation: Conversation, now: float, labels: dict[str, dict] | None = None) -> str:
     label = CHANNEL_LABELS.get(conversation.channel, conversation.channel)
-    newest_first = "".join(render_message(m, now) for m in reversed(conversation.messages))
+    newest_first = "".join(render_message(m, now, labels) for m in reversed(conversation.messages))
     form = (
         '<form method="post" action="/phones/reply" class="reply-form">'
         f'<input type="hidden" name="channel" value="{escape(conversation.channel)}">'
@@ -204,19 +239,19 @@ def render_conversation(conversation: Conversation, now: float) -> str:
             f'</span></h3>{form}<ol class="messages">{newest_first}</ol></div>')
 
 
-def render_phone(phone: Phone, now: float) -> str:
+def render_phone(phone: Phone, now: float, labels: dict[str, dict] | None = None) -> str:
     title = escape(phone.name) if phone.name else escape(phone.addresses[0])
     subtitle = f'<p class="addresses">{" · ".join(escape(a) for a in phone.addresses)}</p>' if phone.name else ""
-    body = "".join(render_conversation(c, now) for c in phone.conversations)
+    body = "".join(render_conversation(c, now, labels) for c in phone.conversations)
     if not phone.conversations:
         body = '<p class="empty">Nothing has arrived yet.</p>'
     return f'<section class="phone"><h2>{title}</h2>{subtitle}{body}</section>'
 
 
-def render_phones(phones: list[Phone]) -> str:
+def render_phones(phones: list[Phone], labels: dict[str, dict] | None = None) -> str:
     now = time.time()
     shown = phones[:MAX_PHONES]
-    cards = "".join(render_phone(p, now) for p in shown)
+    cards = "".join(render_phone(p, now, labels) for p in shown)
     if not phones:
         cards = ('<p class="empty">No messages yet. Fire an escalation in the app: '
                  'what it sends appears here within a second.</p>')
@@ -225,9 +260,9 @@ def render_phones(phones: list[Phone]) -> str:
     return f'<p class="updated">Updated {_clock(now)}</p><div class="grid">{cards}</div>{more}'
 
 
-def render_page(phones: list[Phone], *, note: str = "") -> str:
+def render_page(phones: list[Phone], labels: dict[str, dict] | None = None, *, note: str = "") -> str:
     banner = f'<p class="note" role="status">{escape(note)}</p>' if note else ""
-    return PAGE.format(banner=banner, phones=render_phones(phones), refresh_ms=REFRESH_MS,
+    return PAGE.format(banner=banner, phones=render_phones(phones, labels), refresh_ms=REFRESH_MS,
                        refresh_s=REFRESH_MS // 1000)
 
 
@@ -272,6 +307,8 @@ PAGE = """<!doctype html>
   .status.status-rejected, .status.status-undeliverable {{ color: #b42318; }}
   .msg-out.status-read {{ box-shadow: inset 3px 0 #1a7f3c; }}
   .hint {{ margin: 4px 0 0; font-size: 12px; color: #8a5a00; }}
+  .msg .escalation {{ margin: 0 0 2px; font-size: 12px; font-weight: 600; color: #264b5d; }}
+  .msg.ended {{ opacity: .45; }}
   form {{ margin: 6px 0 0; }}
   .reply-form {{ display: flex; gap: 6px; margin-bottom: 4px; }}
   .reply-form input[type=text] {{ flex: 1; padding: 5px 8px; border: 1px solid #c5ccd6; border-radius: 8px;

@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from escalation.ahead import AFTER_THE_END, sent_after_the_end
 from escalation.models import (
     FAILED_STATUSES,
     MARK_KINDS,
-    ChannelType,
     Escalation,
     EscalationState,
     Event,
@@ -22,6 +22,7 @@ from escalation.models import (
     Page,
     PageState,
 )
+from escalation.models.channels import SHORT_LABELS
 
 WIDTH = 1000
 PLOT_LEFT = 310
@@ -39,8 +40,7 @@ MAX_TICKS = 9
 
 # Events that become marks on the picture; everything else is only in the log in words.
 # Short names: the label column is narrow.
-CHANNEL_LABELS = {ChannelType.MESSENGER: "Messenger", ChannelType.VIBER: "Viber", ChannelType.WHATSAPP: "WhatsApp",
-                  ChannelType.SMS: "SMS"}
+CHANNEL_LABELS = SHORT_LABELS
 LABEL_CHARS = 30
 
 Scale = Callable[[datetime], float]  # a moment to its x coordinate
@@ -117,7 +117,7 @@ class Lane:
 @dataclass(frozen=True)
 class Line:
     x: float
-    kind: str  # acknowledged | cancelled | exhausted | now
+    kind: str  # acknowledged | reached | cancelled | exhausted | now
     label: str
     anchor: str  # where the label hangs: "start" right of the line, "end" left of it
 
@@ -231,6 +231,9 @@ def build_timeline(
         planned = plan_people[page.index].get("channels", []) if page.index < len(plan_people) else []
         lane = _lane(page=page, y=y, planned=planned, messages=by_page[page.id], page_marks=page_marks[page.id],
                      message_marks=message_marks, x=x, rel=rel, stop=stop, end=end, many_rounds=many_rounds)
+        for row, message in zip(lane.rows, _row_messages(planned, by_page[page.id]), strict=True):
+            if message is not None and sent_after_the_end(escalation, message):
+                row.note = AFTER_THE_END
         lane.shaded = number % 2 == 1
         lanes.append(lane)
         y += lane.height + LANE_GAP
@@ -240,9 +243,11 @@ def build_timeline(
         lines.append(Line(x(now), "now", f"now {rel(now)}", _anchor(x(now))))
     elif escalation.ended_at is not None:
         at = x(escalation.ended_at)
+        who = escalation.acknowledged_by_name or "someone"
         if escalation.state == EscalationState.ACKNOWLEDGED:
-            who = escalation.acknowledged_by_name or "someone"
             label = f"acknowledged by {who} {rel(escalation.ended_at)}"
+        elif escalation.state == EscalationState.REACHED:
+            label = f"reached {who} {rel(escalation.ended_at)}"
         else:
             label = f"{escalation.get_state_display()} {rel(escalation.ended_at)}"
         lines.append(Line(at, escalation.state, label, _anchor(at)))
@@ -251,6 +256,12 @@ def build_timeline(
         width=WIDTH, height=y + LEGEND_HEIGHT, plot_left=PLOT_LEFT, plot_right=PLOT_RIGHT, axis_y=AXIS_HEIGHT - 6,
         lanes_bottom=y - LANE_GAP, legend_y=y + 18, start=start, end=end, ticks=ticks, lanes=lanes, lines=lines,
     )
+
+
+def _row_messages(planned: list[dict], messages: list[Message]) -> list[Message | None]:
+    """Each row's message, in the rows' order (see `_lane`), None for a channel never tried."""
+    by_index = {m.channel_index: m for m in messages}
+    return [by_index.get(i) for i in sorted(set(range(len(planned))) | set(by_index))]
 
 
 def _anchor(at: float) -> str:

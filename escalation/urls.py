@@ -1,5 +1,6 @@
 from django.urls import re_path
 
+from escalation.demo import views as demo_views
 from escalation.integrations import views as integration_views
 from escalation.webhooks import views as webhook_views
 
@@ -9,4 +10,5 @@ urlpatterns: list = [
     re_path(r"^webhooks/status/?$", webhook_views.status, name="webhook-status"),
     re_path(r"^webhooks/inbound/?$", webhook_views.inbound, name="webhook-inbound"),
     re_path(r"^integrations/(?P<token>[^/]+)/?$", integration_views.receive, name="integration-receive"),
+    re_path(r"^demo/phones/escalations/?$", demo_views.phones_escalations, name="demo-phones-escalations"),
 ]

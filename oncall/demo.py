@@ -1,7 +1,8 @@
 """`make run`: the whole app on one machine with nothing but Python.
 
-Prepares what a first run needs and reuses it afterwards (all under var/demo/, kept out of git): a
-Vonage-like key pair and signature secret, a SQLite database, an admin login, the sample roster. Then it
+Prepares what a first run needs and reuses it afterwards (kept out of git): under var/demo/ a Vonage-like key
+pair, the signature secret and the admin login; the default database (db.sqlite3 beside manage.py), migrated,
+with the sample roster. Then it
 starts the web app, the escalation worker and the local Vonage emulator, configured against each other,
 and stops all three cleanly on Ctrl-C. Standard library only: it runs before Django is configured.
 """
@@ -51,7 +52,8 @@ def demo_environment(web_port: int, emulator_port: int) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DEBUG", "true")
     env.setdefault("SECRET_KEY", remembered("secret_key", lambda: secrets.token_urlsafe(50)))
-    env.setdefault("DATABASE_URL", f"sqlite:///{STATE_DIR / 'db.sqlite3'}")
+    # No DATABASE_URL of its own: the demo uses the database a plain `manage.py` finds (db.sqlite3 beside it, or
+    # .env's), so the README's `manage.py escalate ...` works beside it as written.
     env.setdefault("ESCALATION_API", "dispatch")
     env.update({
         "VONAGE_APPLICATION_ID": remembered("application_id", lambda: "demo-" + secrets.token_hex(8)),

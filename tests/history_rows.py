@@ -67,7 +67,7 @@ def acknowledged_escalation(*, roster: Roster | None = None, people: dict[str, P
         outcome="Michael: read on WhatsApp 447700900003", current_round=1, current_index=1,
     )
     event = _event_writer(escalation)
-    event(0, EventKind.FIRED, "Fired by ann: Tony, Michael, Anna; 1 round(s), via Messages API v1.")
+    event(0, EventKind.FIRED, "Fired by ann: Tony, Michael, Anna; 1 round, via Messages API v1.")
 
     tony = Page.objects.create(escalation=escalation, round=1, index=0, person=people.get("Tony"), person_name="Tony",
                                state=PageState.PASSED_OVER, started_at=t(1), deadline=t(121), ended_at=t(62),

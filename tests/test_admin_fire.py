@@ -224,7 +224,9 @@ def test_acknowledge_on_behalf_asks_which_paged_person_answered(firer):
 
     form = firer.get(url).content.decode()
     assert f'name="person_{escalation.pk}"' in form
-    assert '<option value="0" selected>Tony</option>' in form
+    # Issue 15 §5: nobody is credited by default, and the field asks the question.
+    assert '<option value="" selected>choose…</option>' in form and form.count(" selected>") == 1
+    assert '<option value="0">Tony</option>' in form and "Who answered?" in form
     assert "someone else (record me, fiona)" in form
 
     response = firer.post(url, {"post": "yes", f"person_{escalation.pk}": "0", "note": "called me"})
@@ -234,7 +236,7 @@ def test_acknowledge_on_behalf_asks_which_paged_person_answered(firer):
     assert escalation.state == EscalationState.ACKNOWLEDGED
     assert escalation.acknowledged_by_name == "Tony"
     assert escalation.outcome == "Tony: acknowledged in the admin by fiona: called me"
-    assert Page.objects.get(escalation=escalation).state == PageState.REACHED
+    assert Page.objects.get(escalation=escalation).state == PageState.ACKNOWLEDGED
     assert Event.objects.filter(escalation=escalation, kind=EventKind.ACKNOWLEDGED).exists()
 
 
@@ -242,13 +244,25 @@ def test_acknowledge_action_for_someone_not_paged(firer):
     escalation = active_escalation()
 
     response = action_post(firer, ESCALATIONS_URL, "acknowledge_escalations", [escalation.pk], post="yes",
-                           **{f"person_{escalation.pk}": ""})
+                           **{f"person_{escalation.pk}": "else"})
 
     assert response.status_code == 302
     escalation.refresh_from_db()
     assert escalation.state == EscalationState.ACKNOWLEDGED
     assert escalation.acknowledged_by_name == "fiona"
     assert Page.objects.get(escalation=escalation).state == PageState.STOPPED
+
+
+def test_acknowledging_without_saying_who_answered_records_nothing(firer):
+    escalation = active_escalation()
+    url = reverse("admin:escalation_escalation_acknowledge", args=[escalation.pk])
+
+    response = firer.post(url, {"post": "yes", f"person_{escalation.pk}": ""})
+
+    assert response.status_code == 400
+    assert "Nothing was recorded: choose who answered." in response.content.decode()
+    escalation.refresh_from_db()
+    assert escalation.state == EscalationState.ACTIVE
 
 
 def test_acknowledging_an_ended_escalation_changes_nothing(firer):

@@ -49,7 +49,7 @@ def saved_channel_rows(person: Person) -> list[dict]:
 
 def roster_post(roster: Roster | None, rows: list[dict], name: str = "", rounds: int = 1) -> dict:
     initial = roster.members.count() if roster else 0
-    data = {"name": name or roster.name, "description": "", "rounds": str(rounds),
+    data = {"name": name or roster.name, "description": "", "rounds": str(rounds), "stop_on": "condition",
             **management("members", len(rows), initial)}
     for index, row in enumerate(rows):
         values = {"roster": roster.pk if roster else "", "id": "", **row}
@@ -126,7 +126,7 @@ def test_the_change_form_has_the_reorder_controls(admin_client: Client, tony: Pe
 
 def test_an_invalid_address_is_a_form_error(admin_client: Client) -> None:
     response = admin_client.post(reverse("admin:escalation_person_add"), person_post(None, [
-        {"position": "1", "type": "sms", "address": "+44 7700 900001"},
+        {"position": "1", "type": "sms", "address": "07700 900001"},  # no country code
     ], name="Ann"))
     assert response.status_code == 200
     assert escape("Enter the number in E.164 form as digits without '+' or spaces") in response.content.decode()
@@ -155,7 +155,7 @@ def test_a_person_on_a_roster_keeps_two_channels(admin_client: Client, tony: Per
     response = admin_client.post(reverse("admin:escalation_person_change", args=[tony.pk]), person_post(tony, rows))
     assert response.status_code == 200
     assert escape(
-        "Tony is on the roster(s) night, ops, so they need at least 2 channels; this would leave 1."
+        "Tony is on the rosters night, ops, so they need at least 2 channels; this would leave 1."
     ) in response.content.decode()
     assert tony.channels.count() == 3
 
@@ -192,6 +192,7 @@ def test_saving_an_sms_channel_that_waits_for_read_warns(admin_client: Client) -
 def test_an_sms_channel_waiting_for_delivered_does_not_warn(admin_client: Client) -> None:
     response = admin_client.post(reverse("admin:escalation_person_add"), person_post(None, [
         {"position": "1", "type": "sms", "address": "447700900002", "condition": "delivered"},
+        {"position": "2", "type": "whatsapp", "address": "447700900003"},
     ], name="Ann"))
     assert not [m for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
 
@@ -255,7 +256,7 @@ def test_a_member_with_fewer_than_two_channels_is_a_form_error(admin_client: Cli
         {"position": "2", "person": solo.pk},
     ], name="night"))
     assert response.status_code == 200
-    assert "Solo has 1 channel(s); a person on a roster needs at least 2." in response.content.decode()
+    assert "Solo has 1 channel; a person on a roster needs at least 2." in response.content.decode()
     assert not Roster.objects.filter(name="night").exists()
 
 

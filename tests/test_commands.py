@@ -59,6 +59,11 @@ def test_escalate_follow_prints_events_until_the_end(emulator, settings):
         while not Escalation.objects.exists():
             threading.Event().wait(0.02)
         run_due()
+        # Cancel once the follower has said who is next (or after 5 s, and the assertion below fails).
+        for _ in range(250):
+            if "next:" in out.getvalue():
+                break
+            threading.Event().wait(0.02)
         escalation_cancel(escalation=Escalation.objects.get(), by_name="ops", reason="fixed")
 
     helper = threading.Thread(target=cancel_once_paged)
@@ -66,9 +71,12 @@ def test_escalate_follow_prints_events_until_the_end(emulator, settings):
     call_command("escalate", "primary", "API down", "--follow", "--poll", "0.05", stdout=out)
     helper.join()
     lines = out.getvalue().splitlines()
-    assert [line.split()[1] for line in lines[1:4]] == ["fired", "paged", "sent"]
+    events = [line for line in lines if not line.lstrip().startswith("next:")]
+    assert [line.split()[1] for line in events[1:4]] == ["fired", "paged", "sent"]
+    # Issue 15 §3: while it runs, who is next and when, from the frozen plan.
+    assert any(line.strip().startswith("next: Tony on SMS at about ") for line in lines)
     assert "cancelled" in lines[-2]
-    assert lines[-1] == f"escalation {lines[0]} cancelled"
+    assert lines[-1] == f"escalation {lines[0]} cancelled: cancelled by ops: fixed"
 
 
 def test_system_checks_are_clean_when_configured(settings):

@@ -173,10 +173,10 @@ def test_a_failed_import_changes_nothing(tmp_path: Path) -> None:
     data["FROM"]["SMS"] = "NewName"
     data["USERS"].insert(0, {"name": "Ann", "channels": [{"type": "sms", "id_num": "447700900031"},
                                                          {"type": "sms", "id_num": "447700900032"}]})
-    data["USERS"][2]["channels"][2]["id_num"] = "+447700900004"  # the very last channel is wrong
+    data["USERS"][2]["channels"][2]["id_num"] = "07700900004"  # the very last channel is wrong: no country code
     with pytest.raises(CommandError) as caught:
         import_config(write(tmp_path, data), "--roster", "default")
-    assert "USERS user 3 'Michael', channel 3 (sms): id_num '+447700900004'" in str(caught.value)
+    assert "USERS user 3 'Michael', channel 3 (sms): id_num '07700900004'" in str(caught.value)
     assert snapshot() == before
 
 
@@ -265,7 +265,7 @@ HOSTILE = {
     "channels not a list": (with_users({"name": "Ann", "channels": "sms"}),
                             "USERS user 1 'Ann': channels must be a list."),
     "one channel": (with_users({"name": "Ann", "channels": [{"type": "sms", "id_num": "447700900031"}]}),
-                    "USERS user 1 'Ann': has 1 channel(s); a person on a roster needs at least 2."),
+                    "USERS user 1 'Ann': has 1 channel; a person on a roster needs at least 2."),
     "channel not an object": (with_users({"name": "Ann", "channels": ["sms", "whatsapp"]}),
                               "USERS user 1 'Ann', channel 1: must be an object with type and id_num."),
     "unknown channel type": (with_users(user(type="telegram")),

@@ -80,13 +80,13 @@ def test_it_is_acknowledged_by_read(messages_mode):
     assert escalation.state == "acknowledged"
     assert escalation.acknowledged_by_name == "Tony"
     assert escalation.acknowledged_by == Person.objects.get(name="Tony")
-    assert "read on Facebook Messenger" in escalation.outcome
+    assert "read on Messenger at " in escalation.outcome
     run_due(now=at(3600))
     assert sent(escalation) == [("Tony", 0, "messenger")]
     assert escalation.next_action_at is None
 
 
-def test_it_is_acknowledged_by_delivered_when_that_is_the_condition(messages_mode):
+def test_it_reaches_the_person_by_delivered_when_that_is_the_condition(messages_mode):
     escalation = fire(make_roster(TONY, MICHAEL))
     run_due(now=at(0))
     run_due(now=at(60))  # messenger not read in time: SMS, whose condition is `delivered`
@@ -94,7 +94,11 @@ def test_it_is_acknowledged_by_delivered_when_that_is_the_condition(messages_mod
     status(sms, "submitted", 61)
     assert refreshed(escalation).state == "active"
     status(sms, "delivered", 62)
-    assert refreshed(escalation).state == "acknowledged"
+    # A phone got it, nobody confirmed: reached, not acknowledged (issue 15 §1).
+    escalation = refreshed(escalation)
+    assert escalation.state == "reached"
+    assert escalation.outcome.startswith("Tony: SMS delivered at ")
+    assert Page.objects.get(person_name="Tony").state == "reached"
 
 
 def test_it_is_acknowledged_by_a_reply(messages_mode):
@@ -106,7 +110,7 @@ def test_it_is_acknowledged_by_a_reply(messages_mode):
     escalation = refreshed(escalation)
     assert escalation.state == "acknowledged"
     assert escalation.acknowledged_by_name == "Tony"
-    assert "replied on Facebook Messenger" in escalation.outcome
+    assert escalation.outcome == "Tony: replied on Messenger: \u201con it\u201d"
     assert "acknowledged" in result.result
     assert "replied" in kinds(escalation)
 
@@ -242,7 +246,7 @@ def test_a_late_read_of_an_earlier_person_acknowledges(messages_mode):
     escalation = refreshed(escalation)
     assert escalation.state == "acknowledged"
     assert escalation.acknowledged_by_name == "Tony"
-    assert Page.objects.get(person_name="Tony").state == "reached"
+    assert Page.objects.get(person_name="Tony").state == "acknowledged"
     assert Page.objects.get(person_name="Michael").state == "stopped"
     for second in (180, 240, 1000):
         run_due(now=at(second))
@@ -269,7 +273,7 @@ def test_fire_refuses_a_person_with_one_channel(messages_mode):
     roster = make_roster(TONY, ("Solo", [("sms", "447700900010", 60, "delivered")]))
     with pytest.raises(FireRefused) as refused:
         fire(roster)
-    assert "Solo has 1 channel(s); at least 2 are needed." in refused.value.messages
+    assert "Solo has 1 channel; at least 2 are needed." in refused.value.messages
     assert not Escalation.objects.exists()
 
 
@@ -314,7 +318,7 @@ def test_dispatch_sends_one_workflow_per_person(dispatch_mode):
     assert refreshed(escalation).next_action_at == at(120)
 
 
-def test_dispatch_read_on_the_second_channel_acknowledges(dispatch_mode):
+def test_dispatch_delivered_on_the_second_channel_reaches(dispatch_mode):
     escalation = fire(make_roster(TONY, MICHAEL))
     run_due(now=at(0))
     page = Page.objects.get(escalation=escalation)
@@ -322,8 +326,8 @@ def test_dispatch_read_on_the_second_channel_acknowledges(dispatch_mode):
     dispatch_status(page, 1, "submitted", 61, "0b8e3c8a-0000-4000-8000-000000000002")
     dispatch_status(page, 1, "delivered", 62, "0b8e3c8a-0000-4000-8000-000000000002")
     escalation = refreshed(escalation)
-    assert escalation.state == "acknowledged"
-    assert "delivered on SMS 447700900001" in escalation.outcome
+    assert escalation.state == "reached"
+    assert escalation.outcome.startswith("Tony: SMS delivered at ")
     run_due(now=at(500))
     assert Page.objects.filter(escalation=escalation).count() == 1
 

@@ -88,7 +88,7 @@ def test_the_timeline_of_a_finished_escalation_shows_each_person_and_status(admi
     svg = body[start:body.index("</svg>", start)]
     # One lane per person paged; Anna was never paged, so she has no lane.
     assert ">Tony<" in svg and ">Michael<" in svg and ">Anna<" not in svg
-    assert "passed over" in svg and "reached" in svg
+    assert "passed over" in svg and "acknowledged" in svg
     for status in ("delivered", "rejected", "submitted", "read"):
         assert f"bar bar-{status}" in svg
     assert "mark mark-error" in svg and "mark mark-read" in svg and "mark mark-delivered" in svg

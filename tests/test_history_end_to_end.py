@@ -41,7 +41,7 @@ def test_a_roster_fired_from_the_admin_ends_as_a_readable_timeline(api, settings
     start = body.index('<svg class="esc-timeline"')
     svg = body[start:body.index("</svg>", start)]
     assert re.findall(r'class="lane-name"[^>]*>([^<]+)<', svg) == ["Tony", "Michael"]
-    assert "passed over" in svg and "reached" in svg
+    assert "passed over" in svg and "acknowledged" in svg
     assert "bar bar-undeliverable" in svg and "bar bar-read" in svg
     assert "acknowledged by Michael" in svg
     assert 'http-equiv="refresh"' not in body

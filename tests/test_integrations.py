@@ -191,9 +191,26 @@ def test_a_resolve_after_acknowledgement_is_noted_on_the_timeline():
     escalation_acknowledge(escalation=escalation, person_index=0, by_name="Tony", how="replied")
     response = post(integration, payload("alertmanager_resolved.json"))
     assert response.json()["results"][0]["result"] == "not active"
+    assert response.json()["results"][0]["ended"] == "acknowledged"
     escalation.refresh_from_db()
     assert escalation.state == EscalationState.ACKNOWLEDGED
-    assert notes(escalation) == ["Resolved at source (prometheus)."]
+    assert notes(escalation) == ["Resolved at source (prometheus); the escalation had already ended acknowledged: "
+                                 "Tony: replied"]
+
+
+def test_a_resolve_after_a_delivery_says_reached_not_acknowledged():
+    """Issue 15 §1: the answer and the alert's note name a reached escalation apart from an acknowledged one."""
+    from escalation.services.escalations import escalation_acknowledge
+
+    integration = make_integration()
+    post(integration, payload("alertmanager_firing.json"))
+    [escalation] = escalations()
+    escalation_acknowledge(escalation=escalation, person_index=0, by_name="Tony", how="SMS delivered at 03:14:07 UTC",
+                           reached=True)
+    response = post(integration, payload("alertmanager_resolved.json"))
+    assert response.json()["results"][0]["ended"] == "reached"
+    assert notes(escalation) == ["Resolved at source (prometheus); the escalation had already ended reached: "
+                                 "Tony: SMS delivered at 03:14:07 UTC"]
 
 
 def test_the_same_alert_on_another_integration_is_another_escalation():

@@ -216,11 +216,38 @@ def stop_and_check(run: Run, pids: list[int]) -> None:
         run.kill_leftovers(pids)
 
 
+README_CLI = [".venv/bin/python", "manage.py", "escalate", "On call (demo)", "disk full", "--follow"]
+CLI_WATCH_SECONDS = 15
+
+
+def run_readme_cli(folder: Path) -> tuple[str, str]:
+    """The README's CLI, exactly as written, beside the running demo: what it printed in its first seconds."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH", "DJANGO_SETTINGS_MODULE")
+           and not key.startswith("VONAGE_")}
+    cli = subprocess.Popen(README_CLI, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        return cli.communicate(timeout=CLI_WATCH_SECONDS)  # it ended: the escalation did, or it failed
+    except subprocess.TimeoutExpired:
+        cli.kill()  # still following the escalation, as it should
+        return cli.communicate()
+
+
 def test_make_run_starts_everything_and_ctrl_c_stops_it(project):
     run, pids, login = start_and_check(project, FIRST_RUN_TIMEOUT)
-    stop_and_check(run, pids)
+    try:
+        # Issue 15 §4: the README's CLI finds the demo's database and fires on its roster, without a false
+        # "no escalation can be sent" (W001/W002): the demo's worker does the sending.
+        out, err = run_readme_cli(project)
+        lines = out.splitlines()
+        assert lines and lines[0].isdigit(), f"stdout: {out}\nstderr: {err}"
+        assert any(" fired " in line for line in lines) and any("next: Tony on SMS at about" in line for line in lines)
+        assert "Traceback" not in err and "W001" not in err and "W002" not in err, err
+    finally:
+        stop_and_check(run, pids)
     assert "-m venv .venv" in run.text() and "Loaded the sample roster" in run.text()
-    for made in ("db.sqlite3", "private.key", "public.pem", "secret_key", "signature_secret", "admin_login"):
+    assert (project / "db.sqlite3").exists()  # the default database, which a plain manage.py finds
+    for made in ("private.key", "public.pem", "secret_key", "signature_secret", "admin_login"):
         assert (project / "var" / "demo" / made).exists(), made
     assert (project / "var" / "demo" / "admin_login").read_text() == login
 

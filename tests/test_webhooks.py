@@ -235,7 +235,7 @@ def test_a_v1_status_is_matched_by_client_ref_before_the_uuid_is_recorded(client
     assert post(client, STATUS_URL, body).status_code == 204
     message.refresh_from_db()
     assert (message.status, str(message.message_uuid)) == ("delivered", "d8f86df1-dec6-442f-870a-2241be27d721")
-    assert Escalation.objects.get().state == "acknowledged"
+    assert Escalation.objects.get().state == "reached"
 
 
 def test_a_v1_viber_failure_is_applied_with_its_error(client, escalation):

@@ -4,6 +4,13 @@
 action and button from `fire`). `escalations`: the delivery history (escalations, raw webhooks).
 """
 
+from django.contrib import admin
+
 import escalation.admin.escalations  # noqa: F401  (history: escalations and raw webhooks)
 import escalation.admin.integrations  # noqa: F401  (Integration admin: URL, token rotation)
 from escalation.admin import people  # noqa: F401  (registers the ModelAdmins)
+
+# The product's name, not "Django administration": it is what someone paged at 3 a.m. sees first.
+admin.site.site_header = "On-call escalation"
+admin.site.site_title = "On-call escalation"
+admin.site.index_title = "Rosters, people and escalations"

@@ -7,6 +7,7 @@ page fetches its pages, its messages, the marks and the latest events in one que
 capped), linking to the full event list, paginated, for the rest.
 """
 
+import re
 from datetime import timedelta
 
 from django.contrib import admin, messages
@@ -22,6 +23,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext
 
 from escalation.admin import fire
+from escalation.ahead import AFTER_THE_END, next_step, sent_after_the_end
 from escalation.models import (
     MARK_KINDS,
     Escalation,
@@ -34,7 +36,9 @@ from escalation.models import (
     WebhookEvent,
     WebhookKind,
 )
+from escalation.models.people import count_of
 from escalation.services.webhooks import webhooks_retry
+from escalation.story import stories
 from escalation.timeline import build_timeline, channel_label, format_duration, format_offset
 
 # The log in words shows the latest events, the full event list (linked) the rest: a runaway escalation (a flood
@@ -46,14 +50,17 @@ MARK_LIMIT = 200
 # An active escalation's page reloads itself this often (seconds): no JavaScript needed.
 REFRESH_SECONDS = 3
 
-GOOD_KINDS = {EventKind.DELIVERED, EventKind.READ, EventKind.REPLIED, EventKind.ACKNOWLEDGED}
+GOOD_KINDS = {EventKind.DELIVERED, EventKind.READ, EventKind.REPLIED, EventKind.ACKNOWLEDGED, EventKind.REACHED}
 BAD_KINDS = {EventKind.REJECTED, EventKind.UNDELIVERABLE, EventKind.SEND_FAILED, EventKind.EXHAUSTED,
              EventKind.HELD, EventKind.FAILED}
 KIND_LABELS = dict(EventKind.choices)
+ANSWERED = (EscalationState.ACKNOWLEDGED, EscalationState.REACHED)
+ESCALATION_NUMBER = re.compile(r"#?\s*(\d{1,18})")
 
 
 def time_to_ack(escalation: Escalation) -> timedelta | None:
-    if escalation.state != EscalationState.ACKNOWLEDGED or escalation.ended_at is None:
+    """How long until someone acknowledged or was reached; None for any other end."""
+    if escalation.state not in ANSWERED or escalation.ended_at is None:
         return None
     return escalation.ended_at - escalation.created_at
 
@@ -92,6 +99,7 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
     # escalations" filter each read the whole table on every page view, a cost that grows with the history.
     list_filter = ["state", ("created_at", admin.DateFieldListFilter), "roster", PersonPagedFilter]
     search_fields = ["roster_name", "message", "fired_by_name", "acknowledged_by_name", "outcome"]
+    search_help_text = "A person paged, words of the alert, the roster, or the escalation's number (#12 or 12)."
     # Every column is a frozen name on the escalation's own row, so the list needs no joins.
     list_select_related = []
     list_per_page = 50
@@ -99,7 +107,7 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = [fire.cancel_escalations, fire.acknowledge_escalations]
     readonly_fields = ["state_badge", "roster_link", "message", "api", "fired_by_name", "created_at", "ended_at",
-                       "acknowledged_by_name", "time_to_ack_display", "outcome", "plan_summary", "webhooks_link"]
+                       "acknowledged_by_display", "time_to_ack_display", "outcome", "plan_summary", "webhooks_link"]
     # The timeline and the log come first (see the change_form template); the record's fields fold away.
     fieldsets = [("Details", {"classes": ["collapse"], "fields": readonly_fields})]
 
@@ -117,11 +125,16 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
 
     @admin.display(description="when", ordering="created_at")
     def when(self, obj: Escalation) -> str:
-        return date_format(timezone.localtime(obj.created_at), "Y-m-d H:i:s")
+        return date_format(timezone.localtime(obj.created_at), "Y-m-d H:i:s T")
 
-    @admin.display(description="acknowledged by", ordering="acknowledged_by_name")
+    @admin.display(description="answered", ordering="acknowledged_by_name")
     def acknowledged_by_display(self, obj: Escalation) -> str:
-        return obj.acknowledged_by_name or "—"
+        # Named apart: "acknowledged by" only when someone confirmed, "reached" when a phone only got it.
+        if obj.state == EscalationState.ACKNOWLEDGED:
+            return f"acknowledged by {obj.acknowledged_by_name or 'someone'}"
+        if obj.state == EscalationState.REACHED:
+            return f"reached {obj.acknowledged_by_name or 'someone'}, not acknowledged"
+        return "—"
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: Escalation) -> str:
@@ -149,7 +162,19 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
                 for c in p.get("channels", [])))
              for p in plan.get("people", [])),
         )
-        return format_html("<ol class=\"esc-plan\">{}</ol>{} round(s)", people, plan.get("rounds", 1))
+        return format_html("<ol class=\"esc-plan\">{}</ol>{}", people, count_of(plan.get("rounds", 1), "round"))
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        # A number, with or without '#', is the escalation's: "2" must not find #1 whose alert mentions a 2.
+        if number := ESCALATION_NUMBER.fullmatch(term):
+            return queryset.filter(pk=int(number.group(1))), False
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        if not term:
+            return found, duplicates
+        # Everyone paged, not only who was credited: Exists keeps one row per escalation.
+        paged = queryset.filter(Exists(Page.objects.filter(escalation=OuterRef("pk"), person_name__icontains=term)))
+        return found | paged, duplicates
 
     def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
         return EscalationChangeList
@@ -200,6 +225,7 @@ def history_context(escalation: Escalation, *, now) -> dict:
 
     names = {page.id: page.person_name for page in pages}
     channels = {m.id: channel_label(m.channel_type, m.to_address) for m in messages}
+    late = {m.id for m in messages if sent_after_the_end(escalation, m)}
     rows = [
         {
             # Formatted here: the template's `date` filter costs about three times as much per row.
@@ -209,10 +235,11 @@ def history_context(escalation: Escalation, *, now) -> dict:
             "tone": "good" if kind in GOOD_KINDS else "bad" if kind in BAD_KINDS else "",
             "person": names.get(page_id, ""),
             "channel": channels.get(message_id, ""),
-            "text": text,
+            "text": f"{text} ({AFTER_THE_END})" if message_id in late else text,
         }
         for at, kind, page_id, message_id, text in log
     ]
+    current = pages[-1] if pages else None
     return {
         "timeline": build_timeline(escalation=escalation, pages=pages, messages=messages, events=marks[:MARK_LIMIT],
                                    now=now),
@@ -222,6 +249,9 @@ def history_context(escalation: Escalation, *, now) -> dict:
         "event_log_truncated": len(latest) > EVENT_LOG_LIMIT,
         "refresh_seconds": REFRESH_SECONDS if escalation.state == EscalationState.ACTIVE else None,
         "time_to_ack": format_duration(time_to_ack(escalation)),
+        "next_step": next_step(escalation, current, messages),
+        "stories": stories(escalation, pages, messages),
+        "time_zone": timezone.localtime(now).strftime("%Z"),
     }
 
 
@@ -248,6 +278,12 @@ class EventAdmin(admin.ModelAdmin):
             "message__to_address",
         )
 
+    def get_ordering(self, request: HttpRequest) -> list[str]:
+        # The global list answers "what just happened?": newest first. One escalation's events read as its story.
+        if request.GET.get("escalation__id__exact"):
+            return ["at", "id"]
+        return ["-at", "-id"]
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         escalation_id = request.GET.get("escalation__id__exact", "")
         if escalation_id.isdigit():
@@ -256,7 +292,7 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.display(description="time", ordering="at")
     def at_display(self, obj: Event) -> str:
-        return date_format(timezone.localtime(obj.at), "Y-m-d H:i:s")
+        return date_format(timezone.localtime(obj.at), "Y-m-d H:i:s T")
 
     @admin.display(description="escalation", ordering="escalation_id")
     def escalation_link(self, obj: Event) -> str:

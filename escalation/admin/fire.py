@@ -21,8 +21,19 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from escalation.engine.plan import page_text_length
-from escalation.models import TEXT_LIMITS, ChannelType, Escalation, EscalationState, Page, Roster
+from escalation.ahead import clock, vonage_may_still_send
+from escalation.engine.plan import page_text_length, personal_text
+from escalation.models import (
+    TEXT_LIMITS,
+    Api,
+    ChannelType,
+    Escalation,
+    EscalationState,
+    Message,
+    Page,
+    Roster,
+    short_label,
+)
 from escalation.services.escalations import (
     FireRefused,
     escalation_acknowledge,
@@ -34,7 +45,8 @@ from escalation.timeline import format_duration
 
 FIRE_PERMISSION = "escalation.fire_escalation"
 DEFAULT_MESSAGE = "Production is down: please acknowledge"
-SOMEONE_ELSE = ""  # the acknowledge form's choice for "not one of the people paged"
+SOMEONE_ELSE = "else"  # the acknowledge form's choice for "not one of the people paged"
+NOT_CHOSEN = ""  # nobody is credited by default: the admin must say who answered
 
 
 class FirePermissionMixin:
@@ -73,11 +85,16 @@ def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
         running.setdefault(escalation.roster_id, []).append(escalation)
     previews = []
     for roster in rosters:
+        problems: list[str] = []
         try:
             people = fire_preview(roster=roster, message=message)
         except FireRefused as refused:
-            previews.append({"roster": roster, "people": [], "problems": refused.messages, "running": []})
-            continue
+            problems = refused.messages
+            try:
+                # The plan stays in view beside a message that is too long: it shows where the text does not fit.
+                people = fire_preview(roster=roster, message="")
+            except FireRefused:
+                people = []
         offset = 0
         for person in people:
             # When this person is paged at the latest: everyone before them let their whole window run out.
@@ -88,7 +105,7 @@ def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
                 channel["wait"] = format_duration(timedelta(seconds=channel["expiry_time"]))
             offset += person["wait_seconds"]
         previews.append({
-            "roster": roster, "people": people, "problems": [], "running": running.get(roster.pk, []),
+            "roster": roster, "people": people, "problems": problems, "running": running.get(roster.pk, []),
             "warnings": [warning for person in people for warning in person["warnings"]],
             "round_length": format_duration(timedelta(seconds=offset)),
             "longest": format_duration(timedelta(seconds=offset * roster.rounds)),
@@ -127,6 +144,9 @@ def fire_page(model_admin: admin.ModelAdmin, request: HttpRequest, rosters: list
         "message": message,
         "errors": errors,
         "limits": [(ChannelType(t).label, limit) for t, limit in TEXT_LIMITS.items() if not used or t in used],
+        # As the pages really arrive ("[Tony]: ..."), for the first person paged.
+        "example_text": next((personal_text(person["name"], message) for p in previews for person in p["people"]),
+                             personal_text("Tony", message)),
         "via_action": via_action,
         "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         "can_confirm": bool(rosters) and not any(p["problems"] for p in previews),
@@ -210,7 +230,8 @@ def acknowledge_page(model_admin: admin.ModelAdmin, request: HttpRequest, escala
     require_fire_permission(model_admin, request)
     active = [e for e in escalations if e.state == EscalationState.ACTIVE]
     people = paged_people(active)
-    if request.method == "POST" and request.POST.get("post") == "yes":
+    unanswered = [e for e in active if request.POST.get(f"person_{e.pk}", NOT_CHOSEN) == NOT_CHOSEN]
+    if request.method == "POST" and request.POST.get("post") == "yes" and not unanswered:
         note = request.POST.get("note", "").strip()
         done = []
         for escalation in active:
@@ -222,10 +243,34 @@ def acknowledge_page(model_admin: admin.ModelAdmin, request: HttpRequest, escala
             if escalation_acknowledge(escalation=escalation, person_index=index, by_name=name, how=how):
                 done.append(escalation)
         return done
-    rows = [{"escalation": e, "people": people[e.pk]} for e in active]
-    return _control_page(model_admin, request, "admin/escalation/fire_acknowledge.html", escalations, active,
-                         title="Acknowledge on someone's behalf", via_action=via_action,
-                         action="acknowledge_escalations", extra={"rows": rows, "someone_else": SOMEONE_ELSE})
+    rows = [{"escalation": e, "people": people[e.pk], "chosen": request.POST.get(f"person_{e.pk}", NOT_CHOSEN)}
+            for e in active]
+    asked = request.method == "POST" and request.POST.get("post") == "yes"
+    response = _control_page(model_admin, request, "admin/escalation/fire_acknowledge.html", escalations, active,
+                             title="Acknowledge on someone's behalf", via_action=via_action,
+                             action="acknowledge_escalations",
+                             extra={"rows": rows, "someone_else": SOMEONE_ELSE, "missing_answer": asked})
+    if asked:
+        response.status_code = 400  # nothing was recorded: say who answered first
+    return response
+
+
+def still_sent(escalations: list[Escalation]) -> list[dict]:
+    """For each escalation, what ending it now cannot stop: in Dispatch mode Vonage's failover goes on sending
+    the paged person's remaining channels and has no call to recall them; in Messages mode nothing more is sent."""
+    pages = list(Page.objects.filter(escalation__in=escalations, state="active", dispatch_uuid__isnull=False))
+    messages = list(Message.objects.filter(page__in=pages))
+    found = []
+    for escalation in escalations:
+        mine = [p for p in pages if p.escalation_id == escalation.pk]
+        steps = vonage_may_still_send(escalation, mine, messages)
+        found.append({
+            "escalation": escalation,
+            "dispatch": escalation.api == Api.DISPATCH,
+            "steps": [f"{step.name}'s {short_label(step.channel_type)}, at about {clock(step.at)}: Vonage's "
+                      "failover cannot be recalled" for step in steps],
+        })
+    return found
 
 
 def _control_page(model_admin: admin.ModelAdmin, request: HttpRequest, template: str, escalations: list[Escalation],
@@ -238,6 +283,7 @@ def _control_page(model_admin: admin.ModelAdmin, request: HttpRequest, template:
         "escalations": escalations,
         "active": active,
         "ended": [e for e in escalations if e.state != EscalationState.ACTIVE],
+        "still_sent": still_sent(active),
         "via_action": via_action,
         "action": action,
         "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,

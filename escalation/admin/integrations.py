@@ -85,7 +85,7 @@ class IntegrationAdmin(admin.ModelAdmin):
             "<ul>{}</ul>",
             format_html_join(
                 "", '<li><a href="{}">#{}</a> {} {}: {}</li>',
-                ((_escalation_url(e), e.pk, localtime(e.created_at).strftime("%Y-%m-%d %H:%M"), e.state, e.dedup_key)
+                ((_escalation_url(e), e.pk, localtime(e.created_at).strftime("%Y-%m-%d %H:%M %Z"), e.state, e.dedup_key)
                  for e in recent),
             ),
         )

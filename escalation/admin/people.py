@@ -23,6 +23,7 @@ from escalation.models import (
     RosterMember,
     Sender,
 )
+from escalation.models.people import count_of
 from escalation.services.config import sms_read_warnings
 
 REORDER_JS = ("escalation/reorder.js",)
@@ -53,7 +54,8 @@ class ChannelInlineFormSet(BaseInlineFormSet):
         kept = len(_kept_forms(self))
         if rosters and kept < MIN_CHANNELS_PER_PERSON:
             raise ValidationError(
-                f"{person.name} is on the roster(s) {', '.join(rosters)}, so they need at least "
+                f"{person.name} is on {'the roster' if len(rosters) == 1 else 'the rosters'} {', '.join(rosters)}, "
+                "so they need at least "
                 f"{MIN_CHANNELS_PER_PERSON} channels; this would leave {kept}. Keep {MIN_CHANNELS_PER_PERSON}, "
                 "or take them off those rosters first."
             )
@@ -160,15 +162,46 @@ class PersonAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         person = form.instance
+        for formset in formsets:
+            for stored in normalised_addresses(formset):
+                messages.info(request, stored)
         for warning in sms_read_warnings(person_name=person.name, channels=list(person.channels.order_by("position"))):
             messages.warning(request, warning)
+        if shortage := channel_shortage(person):
+            messages.warning(request, shortage)
+
+    def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False,
+                           form_url: str = "", obj: Person | None = None):
+        context["channel_shortage"] = channel_shortage(obj) if obj is not None and obj.pk else ""
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+
+def channel_shortage(person: Person) -> str:
+    """Said on the person's own page: with fewer channels than the seed's rule asks, no roster takes them."""
+    count = person.channels.count()
+    if count >= MIN_CHANNELS_PER_PERSON:
+        return ""
+    return (f"{person.name} has {count_of(count, 'channel')}: a person on a roster needs at least "
+            f"{MIN_CHANNELS_PER_PERSON}, so {person.name} cannot join a roster until you add "
+            f"{count_of(MIN_CHANNELS_PER_PERSON - count, 'more channel')}.")
+
+
+def normalised_addresses(formset: BaseInlineFormSet) -> list[str]:
+    """ "Stored +44 7700 900060 as 447700900060": what was typed and what was kept, when they differ."""
+    said = []
+    for form in formset.forms:
+        typed = form.data.get(form.add_prefix("address"), "") if "address" in form.fields else ""
+        stored = getattr(form.instance, "address", "")
+        if typed and stored and form.instance.pk and typed.strip() != stored:
+            said.append(f"Stored {typed.strip()} as {stored}.")
+    return said
 
 
 @admin.register(Roster)
 class RosterAdmin(RosterFireMixin, admin.ModelAdmin):
     list_display = ("name", "member_list", "member_count", "rounds")
     search_fields = ("name", "description", "members__person__name")
-    fields = ("name", "description", "rounds")
+    fields = ("name", "description", "rounds", "stop_on")
     inlines = [RosterMemberInline]
     # Firing needs its own permission (escalation.fire_escalation); RosterFireMixin adds the Fire button's page.
     actions = [fire_escalation]

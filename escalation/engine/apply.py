@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from escalation.engine.batch import applied_unmatched, save_changes
 from escalation.engine.event_time import event_time
-from escalation.engine.events import new_event, record_event
+from escalation.engine.events import clock, new_event, record_event
 from escalation.engine.plan import plan_person
 from escalation.engine.replies import answered_page
 from escalation.engine.windows import record_inbound
@@ -30,7 +30,9 @@ from escalation.models import (
     MessageStatus,
     Page,
     PageState,
+    StopRule,
     WebhookEvent,
+    short_label,
 )
 from escalation.services.escalations import escalation_acknowledge
 from escalation.webhooks.parse import parse_webhook
@@ -58,6 +60,26 @@ class Applied:
 def meets_condition(status: str, condition: str) -> bool:
     # `read` implies `delivered`: a read message satisfies either condition.
     return status == MessageStatus.READ or (status == MessageStatus.DELIVERED and condition == "delivered")
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A status that ends the escalation, and how: `reached` when only a delivery met the condition."""
+    how: str
+    reached: bool
+
+
+def stop_for(status: str, message: Message, escalation: Escalation, now: datetime) -> Stop | None:
+    """A read always acknowledges; a delivery meeting a `delivered` condition reaches the person, which stops
+    the escalation only under the roster's default rule (frozen in the plan)."""
+    if not meets_condition(status, message.condition):
+        return None
+    label = short_label(message.channel_type)
+    if status == MessageStatus.READ:
+        return Stop(f"read on {label} at {clock(now)}", reached=False)
+    if escalation.plan.get("stop_on", StopRule.CONDITION) == StopRule.ACKNOWLEDGEMENT:
+        return None
+    return Stop(f"{label} delivered at {clock(now)}", reached=True)
 
 
 def apply_status(update: StatusUpdate, *, now: datetime, received_at: datetime | None = None) -> Applied:
@@ -197,7 +219,8 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message, datetime]], esca
     The messages were read under those locks, so comparing ranks here is exact: no compare-and-set is needed.
     """
     results, changed, events, acknowledge, poke = [], {}, [], [], set()
-    acknowledged = {pk for pk, e in escalations.items() if e.state != EscalationState.ACTIVE}
+    # The escalations that have ended, or end in this batch, with their end state.
+    acknowledged = {pk: e.state for pk, e in escalations.items() if e.state != EscalationState.ACTIVE}
     for i, update, message, received_at in pairs:
         page, escalation = message.page, escalations[message.page.escalation_id]
         at = event_time(update.timestamp, received_at=received_at, not_before=message.sent_at or message.created_at)
@@ -222,12 +245,13 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message, datetime]], esca
         events.append(new_event(escalation, update.status, text + (f" ({update.error})" if update.error else ""),
                                 at=at, page=page, message=message))
         if escalation.pk in acknowledged:
-            state = escalation.state if escalation.state != EscalationState.ACTIVE else EscalationState.ACKNOWLEDGED
-            applied = Applied(f"status {update.status} (escalation already {state})", escalation.pk, message.pk)
-        elif meets_condition(update.status, message.condition):
-            acknowledged.add(escalation.pk)
-            acknowledge.append((escalation, page, f"{update.status} on {label} {message.to_address}", at))
-            applied = Applied(f"status {update.status}: acknowledged", escalation.pk, message.pk)
+            applied = Applied(f"status {update.status} (escalation already {acknowledged[escalation.pk]})",
+                              escalation.pk, message.pk)
+        elif (stop := stop_for(update.status, message, escalation, at)) is not None:
+            acknowledged[escalation.pk] = EscalationState.REACHED if stop.reached else EscalationState.ACKNOWLEDGED
+            acknowledge.append((escalation, page, stop, at))
+            applied = Applied(f"status {update.status}: {'reached' if stop.reached else 'acknowledged'}",
+                              escalation.pk, message.pk)
         else:
             if update.status in FAILED_STATUSES and page.state == PageState.ACTIVE:
                 # The worker fails over to the next channel (or person) now rather than at the expiry.
@@ -237,11 +261,11 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message, datetime]], esca
     save_changes(Message, changed.values())
     if events:
         Event.objects.bulk_create(events)
-    for escalation, page, how, at in acknowledge:
-        escalation_acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name, how=how,
-                               now=at)
-    if poke - acknowledged:
-        Escalation.objects.filter(pk__in=poke - acknowledged).update(next_action_at=now)
+    for escalation, page, stop, at in acknowledge:
+        escalation_acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name,
+                               how=stop.how, reached=stop.reached, now=at)
+    if poke - acknowledged.keys():
+        Escalation.objects.filter(pk__in=poke - acknowledged.keys()).update(next_action_at=now)
     return results
 
 
@@ -293,16 +317,17 @@ def apply_inbound(reply: InboundReply, *, now: datetime, received_at: datetime |
     page, escalation = answered.page, answered.page.escalation
     if escalation.ended_at is not None and escalation.ended_at < received_at:
         return Applied(f"reply kept: it answers #{escalation.pk}, which had ended before it arrived", escalation.pk)
-    label = ChannelType(reply.channel_type).label if reply.channel_type in ChannelType.values else reply.channel_type
+    label = short_label(reply.channel_type)
     at = event_time(reply.timestamp, received_at=received_at, not_before=answered.not_before)
-    text = f"{page.person_name} replied on {label} {reply.from_address}: \u201c{reply.text[:80]}\u201d"
+    quote = reply.text[:80]
+    text = f"{page.person_name} replied on {label} {reply.from_address}: \u201c{quote}\u201d"
     with transaction.atomic():
         Escalation.objects.select_for_update().filter(pk=escalation.pk).first()
         record_event(escalation, EventKind.REPLIED, text + (f" ({answered.note})." if answered.note else ""),
                      at=at, page=page)
         acknowledged = escalation_acknowledge(escalation=escalation, person_index=page.index,
-                                              by_name=page.person_name, how=f"replied on {label} {reply.from_address}",
-                                              now=at)
+                                              by_name=page.person_name,
+                                              how=f"replied on {label}: \u201c{quote}\u201d", now=at)
     note = f" ({answered.note})" if answered.note else ""
     if acknowledged:
         return Applied(f"reply: acknowledged #{escalation.pk}{note}", escalation.pk)

@@ -4,6 +4,7 @@ from escalation.models.channels import (
     V1_CHANNEL_NAMES,
     ChannelType,
     Condition,
+    short_label,
 )
 from escalation.models.integrations import ChannelTest, Integration, IntegrationFormat
 from escalation.models.people import (
@@ -13,6 +14,7 @@ from escalation.models.people import (
     Roster,
     RosterMember,
     Sender,
+    StopRule,
     validate_address,
     validate_sender,
 )
@@ -38,7 +40,6 @@ __all__ = [
     "CHANNEL_TYPE_FROM_V1", "FAILED_STATUSES", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
     "V1_CHANNEL_NAMES", "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
-    "InboundContact", "PageState", "Person", "Roster", "RosterMember", "Sender", "WebhookEvent", "WebhookKind",
-    "WorkerHeartbeat",
-    "validate_address", "validate_sender",
+    "InboundContact", "PageState", "Person", "Roster", "RosterMember", "Sender", "StopRule", "WebhookEvent",
+    "WebhookKind", "WorkerHeartbeat", "short_label", "validate_address", "validate_sender",
 ]

@@ -10,6 +10,15 @@ class ChannelType(models.TextChoices):
     SMS = "sms", "SMS"
 
 
+# Short names for sentences and narrow columns ("replied on Messenger").
+SHORT_LABELS = {ChannelType.MESSENGER: "Messenger", ChannelType.VIBER: "Viber", ChannelType.WHATSAPP: "WhatsApp",
+                ChannelType.SMS: "SMS"}
+
+
+def short_label(channel_type: str) -> str:
+    return SHORT_LABELS.get(channel_type, channel_type)
+
+
 class Condition(models.TextChoices):
     READ = "read", "read"
     DELIVERED = "delivered", "delivered"

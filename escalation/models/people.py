@@ -18,6 +18,8 @@ from escalation.models.channels import (
 )
 
 E164_DIGITS = re.compile(r"^[1-9][0-9]{6,14}$")
+# What people write around the digits of a number: "+44 7700 900060", "(0044) 7700-900060", "+44.7700.900060".
+NUMBER_DECORATION = re.compile(r"[\s().\-\u00a0]")
 MESSENGER_ID = re.compile(r"^[0-9]{1,50}$")
 # Vonage accepts an alphanumeric SMS sender name of up to 11 characters.
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
@@ -27,6 +29,27 @@ TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 LOCALE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 MESSENGER_TAG = re.compile(r"^[A-Z_]{1,50}$")
 MIN_CHANNELS_PER_PERSON = 2
+
+
+def normalise_address(channel_type: str, address: str) -> str:
+    """A phone number as people write it, in the stored form (E.164 digits, no '+'); other addresses unchanged.
+
+    Only decoration is removed: spaces, dashes, dots, parentheses, and a leading '+' or international '00'.
+    What is left must still pass `validate_address`, so a national number ("07700 900060") is still refused.
+    """
+    if channel_type == ChannelType.MESSENGER:
+        return address.strip()
+    digits = NUMBER_DECORATION.sub("", address)
+    if digits.startswith("+"):
+        digits = digits[1:]
+    elif digits.startswith("00"):
+        digits = digits[2:]
+    return digits
+
+
+def count_of(number: int, noun: str) -> str:
+    """ "1 channel", "2 channels": no "channel(s)" in what people read."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def validate_address(channel_type: str, address: str) -> None:
@@ -72,7 +95,8 @@ class Channel(models.Model):
     type = models.CharField(max_length=20, choices=ChannelType.choices)
     address = models.CharField(
         max_length=50,
-        help_text="Messenger: the person's PSID. Others: E.164 digits without '+', e.g. 447700900001.",
+        help_text="Messenger: the person's PSID. Others: the number with its country code, written any usual way "
+                  "(+44 7700 900001, 0044-7700-900001); it is stored as digits, 447700900001.",
     )
     expiry_time = models.PositiveIntegerField(
         "expiry (seconds)",
@@ -104,10 +128,18 @@ class Channel(models.Model):
 
     def clean(self) -> None:
         if self.type and self.address:
+            self.address = normalise_address(self.type, self.address)
             try:
                 validate_address(self.type, self.address)
             except ValidationError as e:
                 raise ValidationError({"address": e.messages}) from None
+
+
+class StopRule(models.TextChoices):
+    """When an escalation stops paging: the seed's rule, or only when someone confirms."""
+
+    CONDITION = "condition", "when a channel's condition is met (a delivered SMS stops it)"
+    ACKNOWLEDGEMENT = "acknowledgement", "only on an acknowledgement: a read or a reply"
 
 
 class Roster(models.Model):
@@ -118,6 +150,11 @@ class Roster(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(10)],
         help_text="How many times to go through the whole list before giving up (1 to 10).",
     )
+    stop_on = models.CharField(
+        "stop paging", max_length=16, choices=StopRule.choices, default=StopRule.CONDITION,
+        help_text="With the second, a delivered SMS is recorded as 'reached' and the escalation goes on until "
+                  "someone reads or replies.",
+    )
     people = models.ManyToManyField(Person, through="RosterMember", related_name="rosters")
 
     class Meta:
@@ -125,6 +162,7 @@ class Roster(models.Model):
         permissions = [("fire_escalation", "Can fire an escalation")]
         constraints = [
             models.CheckConstraint(condition=Q(rounds__gte=1) & Q(rounds__lte=10), name="roster_rounds_in_range"),
+            models.CheckConstraint(condition=Q(stop_on__in=StopRule.values), name="roster_stop_rule_known"),
         ]
 
     def __str__(self) -> str:
@@ -154,8 +192,8 @@ class RosterMember(models.Model):
         count = Channel.objects.filter(person_id=self.person_id).count()
         if count < MIN_CHANNELS_PER_PERSON:
             raise ValidationError(
-                {"person": f"{self.person.name} has {count} channel(s); a person on a roster needs at least "
-                 f"{MIN_CHANNELS_PER_PERSON}."}
+                {"person": f"{self.person.name} has {count_of(count, 'channel')}; a person on a roster needs at "
+                 f"least {MIN_CHANNELS_PER_PERSON}."}
             )
 
 

@@ -19,7 +19,10 @@ class Api(models.TextChoices):
 
 class EscalationState(models.TextChoices):
     ACTIVE = "active", "active"
+    # Someone confirmed: a read on a channel, a reply, or an admin on someone's behalf.
     ACKNOWLEDGED = "acknowledged", "acknowledged"
+    # A channel's `delivered` condition was met: a phone got it, nobody confirmed (the roster's stop rule).
+    REACHED = "reached", "reached"
     EXHAUSTED = "exhausted", "exhausted"
     CANCELLED = "cancelled", "cancelled"
     # Vonage (or our account, or our configuration) failed for the whole hold horizon: nobody could be
@@ -43,6 +46,7 @@ class Escalation(models.Model):
     fired_by_name = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(db_index=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    # The person credited with the end: who acknowledged, or who was reached (see `state`).
     acknowledged_by = models.ForeignKey("escalation.Person", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
     acknowledged_by_name = models.CharField(max_length=100, blank=True)
@@ -95,7 +99,8 @@ class Escalation(models.Model):
 
 class PageState(models.TextChoices):
     ACTIVE = "active", "being paged"
-    REACHED = "reached", "reached"
+    REACHED = "reached", "reached"  # a message was delivered on a `delivered` channel; nobody confirmed
+    ACKNOWLEDGED = "acknowledged", "acknowledged"  # they read it, replied, or an admin answered for them
     PASSED_OVER = "passed_over", "passed over"
     STOPPED = "stopped", "stopped"  # the escalation ended while this person was being paged
 
@@ -223,6 +228,7 @@ class EventKind(models.TextChoices):
     PASSED_OVER = "passed_over", "passed over"
     ROUND = "round", "new round"
     ACKNOWLEDGED = "acknowledged", "acknowledged"
+    REACHED = "reached", "reached"
     EXHAUSTED = "exhausted", "exhausted"
     CANCELLED = "cancelled", "cancelled"
     HELD = "held", "held by a provider fault"

@@ -30,6 +30,7 @@ from escalation.models import (
     Sender,
 )
 from escalation.models.channels import DEFAULT_EXPIRY_SECONDS
+from escalation.models.people import count_of
 from escalation.services.config_senders import KEYS as SETTING_KEYS
 from escalation.services.config_senders import export_sender_settings, parse_sender_settings
 
@@ -210,7 +211,7 @@ def _parse_user(obj: Any, where: str) -> tuple[ParsedUser | None, list[str]]:
         return None, [*problems, f"{where}: channels must be a list."]
     if len(raw_channels) < MIN_CHANNELS_PER_PERSON:
         problems.append(
-            f"{where}: has {len(raw_channels)} channel(s); a person on a roster needs at least "
+            f"{where}: has {count_of(len(raw_channels), 'channel')}; a person on a roster needs at least "
             f"{MIN_CHANNELS_PER_PERSON}."
         )
     channels = []

@@ -26,6 +26,7 @@ from escalation.models import (
     Roster,
     Sender,
 )
+from escalation.models.people import count_of
 
 
 class FireRefused(ValidationError):
@@ -51,7 +52,8 @@ def _build_plan(roster: Roster, message: str) -> dict:
         channels = channels_by_person[person.pk]
         if len(channels) < MIN_CHANNELS_PER_PERSON:
             problems.append(
-                f"{person.name} has {len(channels)} channel(s); at least {MIN_CHANNELS_PER_PERSON} are needed."
+                f"{person.name} has {count_of(len(channels), 'channel')}; at least {MIN_CHANNELS_PER_PERSON} are "
+                "needed."
             )
             continue
         length = page_text_length(person.name, message)
@@ -76,7 +78,7 @@ def _build_plan(roster: Roster, message: str) -> dict:
         })
     if problems:
         raise FireRefused(list(dict.fromkeys(problems)))
-    return {"rounds": roster.rounds, "people": people}
+    return {"rounds": roster.rounds, "stop_on": roster.stop_on, "people": people}
 
 
 def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -> list[dict]:
@@ -138,7 +140,7 @@ def escalation_fire(
         names = ", ".join(p["name"] for p in plan["people"])
         record_event(escalation, EventKind.FIRED,
                      f"Fired by {escalation.fired_by_name or 'unknown'}: {names}; "
-                     f"{plan['rounds']} round(s), via {escalation.get_api_display()}.", at=now)
+                     f"{count_of(plan['rounds'], 'round')}, via {escalation.get_api_display()}.", at=now)
         notify_workers()
     return escalation
 
@@ -165,32 +167,38 @@ def escalation_acknowledge(
     by_name: str,
     how: str,
     now: datetime | None = None,
+    reached: bool = False,
 ) -> bool:
-    """Someone was reached: stop paging anyone for this escalation, for good.
+    """Someone acknowledged (or, with `reached`, a channel's `delivered` condition was met): stop paging
+    anyone for this escalation, for good.
 
-    `person_index` is the reached person's position in the plan (None for an acknowledgement by someone
-    outside it). Returns False when the escalation had already ended.
+    The two end apart: acknowledged means a person confirmed (a read, a reply, an admin on their behalf);
+    reached only that a message arrived on a phone. `person_index` is the person's position in the plan
+    (None for an acknowledgement by someone outside it). Returns False when the escalation had already ended.
     """
     now = now or timezone.now()
     escalation = escalation if isinstance(escalation, Escalation) else Escalation.objects.get(pk=escalation)
     person_id = None
     if person_index is not None:
         person_id = escalation.plan["people"][person_index]["person_id"]
+    state, page_state, kind = ((EscalationState.REACHED, PageState.REACHED, EventKind.REACHED) if reached else
+                               (EscalationState.ACKNOWLEDGED, PageState.ACKNOWLEDGED, EventKind.ACKNOWLEDGED))
     with transaction.atomic(savepoint=False):
-        reached_page = None
+        credited_page = None
         if person_index is not None:
-            reached_page = (Page.objects.filter(escalation=escalation, index=person_index)
-                            .order_by("-round").first())
+            credited_page = (Page.objects.filter(escalation=escalation, index=person_index)
+                             .order_by("-round").first())
         ended = _end(
-            escalation.pk, EscalationState.ACKNOWLEDGED, now=now, outcome=f"{by_name}: {how}",
+            escalation.pk, state, now=now, outcome=f"{by_name}: {how}",
             acknowledged_by_id=person_id if Person.objects.filter(pk=person_id).exists() else None,
             acknowledged_by_name=by_name,
         )
         if not ended:
             return False
-        if reached_page is not None:
-            Page.objects.filter(pk=reached_page.pk).update(state=PageState.REACHED, ended_at=now, outcome=how[:300])
-        record_event(escalation, EventKind.ACKNOWLEDGED, f"Acknowledged: {by_name} {how}.", at=now, page=reached_page)
+        if credited_page is not None:
+            Page.objects.filter(pk=credited_page.pk).update(state=page_state, ended_at=now, outcome=how[:300])
+        text = f"Reached {by_name}: {how}; nobody has acknowledged." if reached else f"Acknowledged: {by_name} {how}."
+        record_event(escalation, kind, text, at=now, page=credited_page)
     return True
 
 

@@ -54,9 +54,15 @@ class AlertResult:
     dedup_key: str
     result: str  # "fired", "noted", "cancelled", "not active"
     escalation_id: int | None
+    # How an escalation that was not active had ended: "acknowledged" (someone confirmed) or "reached" (a
+    # message was delivered, nobody confirmed), "cancelled", "exhausted"; empty otherwise.
+    ended: str = ""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        answer = asdict(self)
+        if not self.ended:
+            del answer["ended"]  # only an escalation that had ended says how
+        return answer
 
 
 def integration_find(*, token: str) -> Integration | None:
@@ -175,14 +181,19 @@ def _resolve(integration: Integration, alert: Alert, now: datetime) -> AlertResu
     existing = _active(integration, alert.dedup_key)
     if existing is None:
         latest = Escalation.objects.filter(integration=integration, dedup_key=alert.dedup_key).first()
-        if latest is not None:
-            # Already acknowledged or cancelled: the timeline still shows when the source recovered.
-            record_event(latest, EventKind.NOTE, f"Resolved at source ({integration.name}).", at=now)
-        return AlertResult(alert.dedup_key, "not active", latest.pk if latest else None)
+        if latest is None:
+            return AlertResult(alert.dedup_key, "not active", None)
+        # Already ended: the timeline still shows when the source recovered, and how the paging had ended.
+        record_event(latest, EventKind.NOTE, f"Resolved at source ({integration.name}); the escalation had "
+                                             f"already ended {latest.state}: {latest.outcome}", at=now)
+        return AlertResult(alert.dedup_key, "not active", latest.pk, ended=latest.state)
     cancelled = escalation_cancel(escalation=existing, by_name=_by_name(integration),
                                   reason="resolved at source", now=now)
-    # Not cancelled: someone acknowledged it a moment ago, which already stopped the paging.
-    return AlertResult(alert.dedup_key, "cancelled" if cancelled else "not active", existing.pk)
+    if cancelled:
+        return AlertResult(alert.dedup_key, "cancelled", existing.pk)
+    # Not cancelled: someone acknowledged or was reached a moment ago, which already stopped the paging.
+    existing.refresh_from_db(fields=["state"])
+    return AlertResult(alert.dedup_key, "not active", existing.pk, ended=existing.state)
 
 
 def channel_test_text(person: Person, channel_type: str) -> str:

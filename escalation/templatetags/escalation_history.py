@@ -26,7 +26,7 @@ def person_recent_pages(person: Person | None) -> dict:
             "page": page,
             "escalation": page.escalation,
             "took": format_duration(page.ended_at - page.started_at)
-            if page.state == PageState.REACHED and page.ended_at else "",
+            if page.state in (PageState.REACHED, PageState.ACKNOWLEDGED) and page.ended_at else "",
         }
         for page in pages
     ]

@@ -1,13 +1,21 @@
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from escalation.models import Escalation, Event, Roster
+from escalation.ahead import next_step
+from escalation.management.commands._recording import RecordingCommand
+from escalation.models import Escalation, EscalationState, Event, Message, Page, Roster
 from escalation.services.escalations import FireRefused, escalation_fire
 from escalation.services.metrics import CLI_FIRED_BY
 
+# How each end reads in the last line: reached and acknowledged are different outcomes (issue 15).
+END_WORDS = {
+    EscalationState.ACKNOWLEDGED: "acknowledged",
+    EscalationState.REACHED: "reached (delivered, nobody acknowledged)",
+}
 
-class Command(BaseCommand):
+
+class Command(RecordingCommand):
     help = "Fire an escalation on a roster (the seed's `python3 app.py`); --follow prints events until it ends."
 
     def add_arguments(self, parser) -> None:
@@ -30,13 +38,26 @@ class Command(BaseCommand):
             self._follow(escalation.pk, poll)
 
     def _follow(self, escalation_id: int, poll: float) -> None:
-        last_id = 0
+        last_id, last_next = 0, ""
         while True:
-            state = Escalation.objects.values_list("state", flat=True).get(pk=escalation_id)
+            escalation = Escalation.objects.get(pk=escalation_id)
             for event in Event.objects.filter(escalation_id=escalation_id, pk__gt=last_id).order_by("pk"):
                 self.stdout.write(f"{event.at:%H:%M:%S} {event.kind:<13} {event.text}")
                 last_id = event.pk
-            if state != "active":
-                self.stdout.write(f"escalation {escalation_id} {state}")
+            if not escalation.is_active:
+                end = END_WORDS.get(escalation.state, escalation.state)
+                self.stdout.write(f"escalation {escalation_id} {end}: {escalation.outcome}")
                 return
+            upcoming = self._next(escalation)
+            if upcoming and upcoming != last_next:
+                self.stdout.write(f"{'':8} {upcoming}")
+                last_next = upcoming
             time.sleep(poll)
+
+    @staticmethod
+    def _next(escalation: Escalation) -> str:
+        page = Page.objects.filter(escalation=escalation).order_by("-round", "-index").first()
+        if page is None:
+            return ""
+        step = next_step(escalation, page, Message.objects.filter(page=page))
+        return str(step) if step else ""

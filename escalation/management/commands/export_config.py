@@ -2,13 +2,14 @@
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from escalation.management.commands._recording import RecordingCommand
 from escalation.models import Roster
 from escalation.services.config import config_dumps, config_export
 
 
-class Command(BaseCommand):
+class Command(RecordingCommand):
     help = (
         "Write a roster as the seed's config.json (FROM and USERS, every channel with its condition_status "
         "and expiry_time). The APP section is left out: the application id and private key live in the "

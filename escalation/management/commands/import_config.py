@@ -1,7 +1,8 @@
 """Import the seed tutorial's config.json: people, their channels, the senders and one roster."""
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from escalation.management.commands._recording import RecordingCommand
 from escalation.services.config import (
     APP_ENVIRONMENT,
     DEFAULT_ROSTER_NAME,
@@ -12,7 +13,7 @@ from escalation.services.config import (
 )
 
 
-class Command(BaseCommand):
+class Command(RecordingCommand):
     help = (
         "Import a roster configuration in the seed's config.json format. People are matched by name and "
         "their channels replaced; the roster lists exactly the file's users, in file order. Nothing is "

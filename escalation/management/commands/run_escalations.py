@@ -2,15 +2,14 @@ import logging
 import signal
 import threading
 
-from django.core.management.base import BaseCommand
-
 from escalation.engine.heartbeat import Heartbeat
 from escalation.engine.worker import run_due, run_forever
+from escalation.management.commands._recording import DatabaseCommand
 
 log = logging.getLogger(__name__)
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Run the escalation worker: sends pages, fails over and advances escalations on their timers."
 
     def add_arguments(self, parser) -> None:
