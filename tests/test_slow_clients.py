@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from escalation.models import WebhookEvent
 from tests.conftest import TEST_SIGNATURE_SECRET
-from tests.serving import NGINX, free_port, gunicorn, nginx
+from tests.serving import NGINX, database_url, free_port, gunicorn, nginx
 from tests.signing import vonage_signature
 
 # Far above what an answer takes on this (shared, 2-core) machine, far below gunicorn's 30 s stall.
@@ -45,7 +45,7 @@ requires_nginx = pytest.mark.skipif(
 @pytest.fixture
 def app(tmp_path, vonage_keys) -> Iterator[str]:
     """gunicorn, 2 sync workers, on the test database, checking Vonage's signatures."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+    env = {**os.environ, "DATABASE_URL": database_url(settings.DATABASES["default"]),
            "VONAGE_SIGNATURE_SECRET": TEST_SIGNATURE_SECRET, "VONAGE_PRIVATE_KEY_PATH": vonage_keys["private_path"],
            "VONAGE_APPLICATION_ID": "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "LOG_LEVEL": "WARNING"}
     port = free_port()
