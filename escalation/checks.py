@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from escalation.engine.sending import request_time
+from escalation.vonage.auth import PrivateKeyProblem, read_private_key
 
 
 @register()
@@ -28,6 +29,8 @@ def check_vonage_settings(app_configs, **kwargs) -> list:
         problems.append(Error(
             f"VONAGE_PRIVATE_KEY_PATH points at {key_path}, which is not a readable file.",
             hint="Point it at the application's private key file.", id="escalation.E003"))
+    else:
+        problems += _private_key_problems(key_path)
     if not settings.VONAGE_SIGNATURE_SECRET:
         problems.append(Warning(
             "VONAGE_SIGNATURE_SECRET is not set: webhooks are accepted without checking Vonage's signature.",
@@ -45,6 +48,19 @@ def check_vonage_settings(app_configs, **kwargs) -> list:
             hint="Make the lease longer than VONAGE_CONNECT_TIMEOUT + VONAGE_READ_TIMEOUT (the default is 30 s).",
             id="escalation.E005"))
     return problems
+
+
+def _private_key_problems(key_path: str) -> list:
+    # Every request to Vonage is signed with this key: a file that cannot sign would fail each send, so the
+    # processes must not start on it (the worker runs the checks at start).
+    try:
+        read_private_key(key_path)
+    except PrivateKeyProblem as problem:
+        check_id = "escalation.E003" if problem.unreadable else "escalation.E006"
+        return [Error(f"VONAGE_PRIVATE_KEY_PATH ({key_path}) {problem}.",
+                      hint="Point it at the private.key file Vonage gave when the application was created "
+                           "(-----BEGIN PRIVATE KEY-----, RSA).", id=check_id)]
+    return []
 
 
 @register(deploy=True)

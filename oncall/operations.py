@@ -35,8 +35,3 @@ def log_format(value: str) -> str:
         raise ImproperlyConfigured(f"LOG_FORMAT={value!r} is not one of {', '.join(LOG_FORMAT_CHOICES)}.")
     return value
 
-
-def positive_seconds(name: str, value: float) -> float:
-    if not value > 0:
-        raise ImproperlyConfigured(f"{name}={value!r} must be a number of seconds above 0.")
-    return value

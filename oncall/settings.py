@@ -10,8 +10,10 @@ import tempfile
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from oncall import logs, operations
+from oncall.env_numbers import integer, number
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -19,9 +21,16 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-# A fixed development key is only acceptable with DEBUG on; the system check escalation.E001 refuses it otherwise.
+# A fixed development key is only acceptable with DEBUG on. With DEBUG off the processes refuse to start
+# without a real key (gunicorn runs no system checks, so a check alone would let the web app run on this one).
 INSECURE_DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789"
-SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEV_SECRET_KEY)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if SECRET_KEY in ("", "change-me", INSECURE_DEV_SECRET_KEY):  # unset, .env.example's placeholder, or ours
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set (or is a placeholder) and DEBUG is off: set SECRET_KEY to a long random value, "
+            "e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))', or DEBUG=true for development.")
+    SECRET_KEY = SECRET_KEY or INSECURE_DEV_SECRET_KEY
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
@@ -40,6 +49,7 @@ MIDDLEWARE = [
     # First: /healthz, /readyz and /metrics are answered before sessions, CSRF, host checks or HTTPS redirects.
     "escalation.ops.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "oncall.middleware.RefuseNulInQuery",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,7 +95,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": env.str("SQLITE_TEST_NAME", default=str(_default_test_db))}
 else:
     # Reuse connections across requests, but check them first so a restarted PostgreSQL is survived.
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_MAX_AGE"] = integer(env, "CONN_MAX_AGE", default=60, low=0, high=86400)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -105,12 +115,12 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Webhook bodies from Vonage are small; anything larger is refused with 413 before parsing.
-WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+WEBHOOK_MAX_BODY_BYTES = integer(env, "WEBHOOK_MAX_BODY_BYTES", default=64 * 1024, low=1024, high=10 * 1024 * 1024)
 # Public endpoints (webhooks, alert intake): requests per second per client address and per web process,
 # with bursts up to RATE_LIMIT_BURST; beyond that 429 + Retry-After. Far above Vonage's own bursts; 0 turns
 # it off. Behind a proxy, RATE_LIMIT_IP_HEADER names the header carrying the client's address (X-Real-IP).
-RATE_LIMIT_PER_SECOND = env.float("RATE_LIMIT_PER_SECOND", default=2000.0)
-RATE_LIMIT_BURST = env.int("RATE_LIMIT_BURST", default=2000)
+RATE_LIMIT_PER_SECOND = number(env, "RATE_LIMIT_PER_SECOND", default=2000.0, low=0, high=1_000_000)
+RATE_LIMIT_BURST = integer(env, "RATE_LIMIT_BURST", default=2000, low=1, high=1_000_000)
 RATE_LIMIT_IP_HEADER = env.str("RATE_LIMIT_IP_HEADER", default="")
 
 # --- Security (production: DEBUG off, behind HTTPS) ---
@@ -120,7 +130,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_SECONDS = integer(env, "SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000, low=0, high=2 * 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -132,27 +142,28 @@ VONAGE_PRIVATE_KEY_PATH = env.str("VONAGE_PRIVATE_KEY_PATH", default="")
 VONAGE_API_URL = env.str("VONAGE_API_URL", default="https://api.nexmo.com").rstrip("/")
 VONAGE_SIGNATURE_SECRET = env.str("VONAGE_SIGNATURE_SECRET", default="")
 # Seconds: Vonage retries webhooks for 24 h, so a signed event may legitimately be that old.
-VONAGE_SIGNATURE_MAX_AGE = env.int("VONAGE_SIGNATURE_MAX_AGE", default=25 * 3600)
-VONAGE_CONNECT_TIMEOUT = env.float("VONAGE_CONNECT_TIMEOUT", default=3.05)
-VONAGE_READ_TIMEOUT = env.float("VONAGE_READ_TIMEOUT", default=10.0)
+VONAGE_SIGNATURE_MAX_AGE = integer(env, "VONAGE_SIGNATURE_MAX_AGE", default=25 * 3600, low=60, high=7 * 86400)
+VONAGE_CONNECT_TIMEOUT = number(env, "VONAGE_CONNECT_TIMEOUT", default=3.05, low=0.1, high=60)
+VONAGE_READ_TIMEOUT = number(env, "VONAGE_READ_TIMEOUT", default=10.0, low=0.1, high=300)
 ESCALATION_API = env.str("ESCALATION_API", default="dispatch")
 
 # --- Engine ---
 # How often an idle worker looks for due work (seconds); also bounds fire-to-first-request latency.
-WORKER_POLL_INTERVAL = env.float("WORKER_POLL_INTERVAL", default=0.1)
+WORKER_POLL_INTERVAL = number(env, "WORKER_POLL_INTERVAL", default=0.1, low=0.01, high=60)
 # A send whose worker died before recording its outcome is claimed again at most this many times.
-ESCALATION_SEND_ATTEMPTS = env.int("ESCALATION_SEND_ATTEMPTS", default=4)
+ESCALATION_SEND_ATTEMPTS = integer(env, "ESCALATION_SEND_ATTEMPTS", default=4, low=1, high=20)
 # A provider fault (vonage/errors.py) holds the escalation at its step and retries it: after the base,
 # doubling up to the cap (seconds), for the horizon; then the escalation ends `failed`.
-ESCALATION_RETRY_BASE_SECONDS = env.float("ESCALATION_RETRY_BASE_SECONDS", default=2.0)
-ESCALATION_RETRY_CAP_SECONDS = env.float("ESCALATION_RETRY_CAP_SECONDS", default=60.0)
-ESCALATION_HOLD_HORIZON_SECONDS = env.float("ESCALATION_HOLD_HORIZON_SECONDS", default=3600.0)
+ESCALATION_RETRY_BASE_SECONDS = number(env, "ESCALATION_RETRY_BASE_SECONDS", default=2.0, low=0.01, high=3600)
+ESCALATION_RETRY_CAP_SECONDS = number(env, "ESCALATION_RETRY_CAP_SECONDS", default=60.0, low=0.01, high=86400)
+ESCALATION_HOLD_HORIZON_SECONDS = number(env, "ESCALATION_HOLD_HORIZON_SECONDS", default=3600.0, low=1,
+                                         high=7 * 86400)
 # A send claimed by a worker that died is taken over after this lease (seconds). It must outlast one
 # request (connect + read timeout), or a slow send could be repeated by another worker (check E005).
 # A worker makes no request whose claim has less than that left; it claims the send anew instead.
-ESCALATION_SEND_LEASE_SECONDS = env.float("ESCALATION_SEND_LEASE_SECONDS", default=30.0)
+ESCALATION_SEND_LEASE_SECONDS = number(env, "ESCALATION_SEND_LEASE_SECONDS", default=30.0, low=1, high=3600)
 # An escalation claimed by a worker that died is due again after this lease (seconds).
-ESCALATION_CLAIM_LEASE_SECONDS = env.float("ESCALATION_CLAIM_LEASE_SECONDS", default=30.0)
+ESCALATION_CLAIM_LEASE_SECONDS = number(env, "ESCALATION_CLAIM_LEASE_SECONDS", default=30.0, low=1, high=3600)
 
 # Demo mode links the admin to the emulator's phones page.
 DEMO_PHONES_URL = env.str("DEMO_PHONES_URL", default="")
@@ -166,8 +177,8 @@ LOGGING = logs.logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ACCESS = operations.metrics_access(os.environ.get("METRICS_ACCESS"), METRICS_TOKEN)
 # /readyz answers 503 when the database does not answer within this many seconds.
-READINESS_TIMEOUT = operations.positive_seconds("READINESS_TIMEOUT", env.float("READINESS_TIMEOUT", default=2.0))
+READINESS_TIMEOUT = number(env, "READINESS_TIMEOUT", default=2.0, low=0.05, high=60)
 # Sends one worker process makes at once (threads). SQLite serialises writers, so one is enough there.
-WORKER_THREADS = env.int(
-    "WORKER_THREADS", default=1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 8
-)
+WORKER_THREADS = integer(
+    env, "WORKER_THREADS", default=1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 8,
+    low=1, high=64)

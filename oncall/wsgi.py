@@ -1,6 +1,15 @@
 import os
 
+from django.core import checks
+from django.core.management.base import SystemCheckError
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oncall.settings")
 application = get_wsgi_application()
+
+# gunicorn runs no system checks: without this, a configuration error (a key file that cannot sign, an
+# unknown ESCALATION_API) would start a web process that fails later, request by request. Refused here,
+# the web process stops at start with the same message as `manage.py check`.
+_errors = [message for message in checks.run_checks() if message.is_serious() and not message.is_silenced()]
+if _errors:
+    raise SystemCheckError("System check identified errors:\n" + "\n".join(str(error) for error in _errors))

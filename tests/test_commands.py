@@ -96,3 +96,11 @@ def test_system_checks_name_missing_configuration(settings):
 @pytest.mark.django_db
 def test_models_and_migrations_are_in_step():
     call_command("makemigrations", "--check", "--dry-run", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("threads", ["0", "-1", "65", "abc"])
+def test_the_worker_refuses_a_thread_count_out_of_range(threads):
+    # --threads 0 fell back to WORKER_THREADS and -1 crashed the worker's pool: both now say what is allowed.
+    with pytest.raises(CommandError) as refused:
+        call_command("run_escalations", "--threads", threads, stdout=io.StringIO(), stderr=io.StringIO())
+    assert f"--threads: must be an integer from 1 to 64, got '{threads}'" in str(refused.value)

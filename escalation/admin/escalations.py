@@ -23,6 +23,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext
 
 from escalation.admin import fire
+from escalation.admin.filters import id_parameter
 from escalation.ahead import AFTER_THE_END, next_step, sent_after_the_end
 from escalation.models import (
     MARK_KINDS,
@@ -75,11 +76,11 @@ class PersonPagedFilter(admin.SimpleListFilter):
         return [(str(pk), name) for pk, name in Person.objects.values_list("pk", "name")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if not value or not value.isdigit():
+        person_id = id_parameter(self.value())
+        if person_id is None:
             return queryset
         # Exists rather than a join: a person paged in several rounds still lists the escalation once.
-        return queryset.filter(Exists(Page.objects.filter(escalation=OuterRef("pk"), person_id=int(value))))
+        return queryset.filter(Exists(Page.objects.filter(escalation=OuterRef("pk"), person_id=person_id)))
 
 
 class EscalationChangeList(ChangeList):

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 
 from escalation.admin.channel_tests import channel_test_urls
+from escalation.admin.filters import id_parameter
 from escalation.admin.fire import RosterFireMixin, fire_escalation
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
@@ -116,8 +117,9 @@ class RosterFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() == "none":
             return queryset.filter(memberships__isnull=True)
-        if self.value():
-            return queryset.filter(memberships__roster_id=self.value())
+        roster_id = id_parameter(self.value())
+        if roster_id is not None:
+            return queryset.filter(memberships__roster_id=roster_id)
         return queryset
 
 

@@ -7,12 +7,18 @@ TOKEN_REUSE_SECONDS: at most one signature per minute instead of one per request
 require a fresh `jti` per request; `jti` only has to be unique per token.
 """
 
+import re
 import threading
 import time
 import uuid
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.dsa import DSAPrivateKey
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from escalation.vonage.errors import KEY, VonageError
@@ -27,6 +33,54 @@ _keys: dict[str, RSAPrivateKey] = {}
 _tokens: dict[tuple[str, str], tuple[str, float]] = {}
 
 
+class PrivateKeyProblem(ValueError):
+    """The key file cannot sign RS256. The message completes "<path> ...": what the file holds instead, or
+    why it cannot be read; never anything of its content."""
+
+    def __init__(self, message: str, *, unreadable: bool = False) -> None:
+        super().__init__(message)
+        self.unreadable = unreadable
+
+
+def read_private_key(path: str) -> RSAPrivateKey:
+    """The RSA private key at `path`, or PrivateKeyProblem saying what the file holds instead.
+
+    Only what identifies the kind of file is named (its PEM label, a key's algorithm): nothing read from
+    the key may reach a log, so no parser message or exception chain is kept.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise PrivateKeyProblem(f"cannot be read ({e.strerror})", unreadable=True) from None
+    if not data.strip():
+        raise PrivateKeyProblem("is empty")
+    label = re.search(rb"-----BEGIN ([A-Z0-9 ]{1,40})-----", data)
+    if label is None:
+        raise PrivateKeyProblem("holds no PEM block (a private key file starts with -----BEGIN PRIVATE KEY-----)")
+    name = label.group(1).decode()
+    if "PUBLIC KEY" in name:
+        raise PrivateKeyProblem(f"holds a public key (-----BEGIN {name}-----), not the private key")
+    if "PRIVATE KEY" not in name:
+        raise PrivateKeyProblem(f"holds a '{name}' PEM block, not a private key")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise PrivateKeyProblem("holds a password-protected private key; Vonage's key file is unencrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise PrivateKeyProblem(f"holds a '{name}' block that is not a valid key") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise PrivateKeyProblem(f"holds {_algorithm(key)} private key; the application JWT (RS256) needs RSA")
+    return key
+
+
+def _algorithm(key: object) -> str:
+    if isinstance(key, EllipticCurvePrivateKey):
+        return f"an EC ({key.curve.name})"
+    names = {Ed25519PrivateKey: "an Ed25519", Ed448PrivateKey: "an Ed448", DSAPrivateKey: "a DSA"}
+    return next((name for kind, name in names.items() if isinstance(key, kind)), f"a {type(key).__name__}")
+
+
 def _private_key(path: str) -> RSAPrivateKey:
     key = _keys.get(path)
     if key is not None:
@@ -34,17 +88,10 @@ def _private_key(path: str) -> RSAPrivateKey:
     if not path:
         raise VonageError("No private key", failure=KEY, detail="VONAGE_PRIVATE_KEY_PATH is not set.")
     try:
-        with open(path, "rb") as f:
-            key = serialization.load_pem_private_key(f.read(), password=None)
-    except OSError as e:
-        raise VonageError("Private key unreadable", failure=KEY, detail=f"{path}: {e.strerror}") from None
-    except (ValueError, TypeError):
-        # Deliberately without the exception text or the chain: nothing from the key file may reach a log.
-        raise VonageError(
-            "Private key invalid", failure=KEY, detail=f"{path} is not an unencrypted PEM private key."
-        ) from None
-    if not isinstance(key, RSAPrivateKey):
-        raise VonageError("Private key invalid", failure=KEY, detail=f"{path} is not an RSA key (RS256).")
+        key = read_private_key(path)
+    except PrivateKeyProblem as problem:
+        title = "Private key unreadable" if problem.unreadable else "Private key invalid"
+        raise VonageError(title, failure=KEY, detail=f"{path} {problem}.") from None
     _keys[path] = key
     return key
 

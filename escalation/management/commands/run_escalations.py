@@ -1,3 +1,4 @@
+import argparse
 import logging
 import signal
 import threading
@@ -9,12 +10,20 @@ from escalation.management.commands._recording import DatabaseCommand
 log = logging.getLogger(__name__)
 
 
+def thread_count(raw: str) -> int:
+    # The same range as WORKER_THREADS: 0 or a negative count crashed the worker's pool at start.
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 64:
+        return int(raw)
+    raise argparse.ArgumentTypeError(f"must be an integer from 1 to 64, got {raw!r}")
+
+
 class Command(DatabaseCommand):
     help = "Run the escalation worker: sends pages, fails over and advances escalations on their timers."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="Do one pass over due work and exit.")
-        parser.add_argument("--threads", type=int, default=None, help="Concurrent sends (default WORKER_THREADS).")
+        parser.add_argument("--threads", type=thread_count, default=None,
+                            help="Concurrent sends, 1 to 64 (default WORKER_THREADS).")
 
     def handle(self, *args, once: bool, threads: int | None, **options) -> None:
         if once:
