@@ -119,6 +119,9 @@ def test_the_worker_refuses_to_start_with_a_key_that_cannot_sign(tmp_path, vonag
     key_path.write_bytes(ec_key())
     env = {**os.environ, "VONAGE_PRIVATE_KEY_PATH": str(key_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db'}",
            "VONAGE_APPLICATION_ID": "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"}
+    # A migrated database, so that the key is the only thing wrong (the worker also refuses a missing one).
+    subprocess.run([sys.executable, "manage.py", "migrate", "--skip-checks", "-v", "0"], cwd=ROOT, env=env,
+                   check=True, timeout=120)
 
     worker = subprocess.run([sys.executable, "manage.py", "run_escalations"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
