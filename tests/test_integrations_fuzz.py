@@ -109,7 +109,7 @@ def check(response, before: tuple) -> None:
     assert response.status_code in ANSWERS, (response.status_code, response.content[:300])
     if response.status_code == 200:
         results = response.json()["results"]
-        assert all(r["result"] in ("fired", "noted", "cancelled", "not active") for r in results)
+        assert all(r["result"] in ("fired", "noted", "resolved", "not open") for r in results)
     else:
         assert snapshot() == before, f"{response.status_code} but something was stored: {response.content[:300]!r}"
 

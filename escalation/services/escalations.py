@@ -13,6 +13,7 @@ from escalation.engine.plan import person_window_seconds, personal_text, text_li
 from escalation.engine.wakeup import notify_workers
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
+    Alert,
     Channel,
     ChannelType,
     Escalation,
@@ -178,6 +179,7 @@ def escalation_acknowledge(
         )
         if not ended:
             return False
+        Alert.objects.owned_through(escalation.pk, by_name=by_name, now=now)
         if reached_page is not None:
             Page.objects.filter(pk=reached_page.pk).update(state=PageState.REACHED, ended_at=now, outcome=how[:300])
         record_event(escalation, EventKind.ACKNOWLEDGED, f"Acknowledged: {by_name} {how}.", at=now, page=reached_page)
@@ -194,5 +196,7 @@ def escalation_cancel(
     with transaction.atomic(savepoint=False):
         if not _end(escalation_id, EscalationState.CANCELLED, now=now, outcome=why):
             return False
+        # Whoever stopped the paging owns the alert it paged for (a resolve marks it resolved first).
+        Alert.objects.owned_through(escalation_id, by_name=by_name, now=now)
         record_event(escalation_id, EventKind.CANCELLED, why[0].upper() + why[1:] + ".", at=now)
     return True
