@@ -5,13 +5,16 @@ still-firing group at its repeat_interval; before the fix a new escalation paged
 """
 
 import json
+import threading
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -31,6 +34,7 @@ from escalation.models import (
 from escalation.services.alerts import alert_acknowledge, alert_resolve, alert_trigger
 from escalation.services.escalations import escalation_acknowledge, escalation_cancel
 from tests.applying import apply_stored_webhooks
+from tests.conftest import requires_postgres
 from tests.personas import MICHAEL, TONY, make_roster
 
 pytestmark = pytest.mark.django_db
@@ -283,3 +287,63 @@ def test_acknowledging_and_resolving_need_the_fire_permission(client):
     assert 'value="resolve"' not in client.get(changelist).content.decode()
     client.post(changelist, {"action": "resolve", ACTION_CHECKBOX_NAME: [Alert.objects.get().pk]})
     assert Alert.objects.get().state == AlertState.TRIGGERED
+
+
+# --- Races the database settles (PostgreSQL: real row locks between threads) ---
+
+def run_together(*jobs) -> list[BaseException]:
+    barrier = threading.Barrier(len(jobs))
+    errors: list[BaseException] = []
+
+    def run(job) -> None:
+        try:
+            barrier.wait()
+            job()
+        except BaseException as e:  # noqa: BLE001  (the test reports whatever a thread raised)
+            errors.append(e)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_resolve_racing_an_acknowledgement_neither_deadlocks_nor_disagrees():
+    """A read acknowledges the escalation (escalation row, then alert) while the source resolves the alert:
+    the alert service takes the same locks in the same order, so neither waits for the other forever."""
+    integration = make_integration("generic")
+    for n in range(20):
+        body = {"summary": "Disk full", "dedup_key": f"disk-{n}"}
+        fired = result(post(integration.token, body))
+        errors = run_together(
+            partial(escalation_acknowledge, escalation=fired["escalation_id"], person_index=0, by_name="Tony",
+                    how="read"),
+            partial(alert_resolve, integration=integration, dedup_key=f"disk-{n}"),
+        )
+        assert errors == []
+        alert = Alert.objects.get(pk=fired["alert_id"])
+        escalation = Escalation.objects.get(pk=fired["escalation_id"])
+        assert alert.state == AlertState.RESOLVED
+        assert escalation.state in (EscalationState.ACKNOWLEDGED, EscalationState.CANCELLED)
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_repeats_of_an_exhausted_alert_at_once_page_once():
+    integration = make_integration()
+    first = result(post(integration.token, payload("alertmanager_firing.json")))
+    Escalation.objects.filter(pk=first["escalation_id"]).update(
+        state=EscalationState.EXHAUSTED, ended_at=T0, next_action_at=None)
+    body = payload("alertmanager_still_firing.json")
+    answers: list[str] = []
+    errors = run_together(*[lambda: answers.append(result(post(integration.token, body))["result"])] * 2)
+    assert errors == []
+    assert sorted(answers) == ["fired", "noted"]
+    assert Escalation.objects.filter(state=EscalationState.ACTIVE).count() == 1
+    assert Alert.objects.get().escalations == 2
