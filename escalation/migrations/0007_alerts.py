@@ -56,6 +56,7 @@ class Migration(migrations.Migration):
                 ('body', models.CharField(blank=True, max_length=2000)),
             ],
             options={
+                'verbose_name': 'received notification',
                 'ordering': ['-id'],
             },
         ),

@@ -93,6 +93,7 @@ class AlertReceipt(models.Model):
     body = models.CharField(max_length=2000, blank=True)
 
     class Meta:
+        verbose_name = "received notification"
         ordering = ["-id"]
         indexes = [
             # The integration page's latest receipts, the pruning of old ones, and counting a refusal streak.
