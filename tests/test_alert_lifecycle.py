@@ -347,3 +347,16 @@ def test_two_repeats_of_an_exhausted_alert_at_once_page_once():
     assert sorted(answers) == ["fired", "noted"]
     assert Escalation.objects.filter(state=EscalationState.ACTIVE).count() == 1
     assert Alert.objects.get().escalations == 2
+
+
+def test_an_alert_page_shows_its_life(admin_client):
+    integration = make_integration()
+    fired = result(post(integration.token, payload("alertmanager_firing.json")))
+    escalation_acknowledge(escalation=fired["escalation_id"], person_index=0, by_name="Tony", how="read", now=T0)
+    result(post(integration.token, payload("alertmanager_still_firing.json")))
+    page = admin_client.get(reverse("admin:escalation_alert_change", args=[fired["alert_id"]])).content.decode()
+    assert "acknowledged" in page and "Tony" in page
+    pk = fired["escalation_id"]
+    assert f'<a href="/admin/escalation/escalation/{pk}/change/">#{pk}</a>' in page
+    integration_page = admin_client.get(reverse("admin:escalation_integration_change", args=[integration.pk]))
+    assert "acknowledged (1 repeat)" in integration_page.content.decode()

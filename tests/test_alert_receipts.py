@@ -173,3 +173,11 @@ def test_the_integration_page_lists_the_latest_and_links_to_all(integration, adm
     assert f'{receipts}?integration__id__exact={integration.pk}' in page
     listing = admin_client.get(f"{receipts}?integration__id__exact={integration.pk}").content.decode()
     assert listing.count("alerts must be an array") == 15
+
+
+def test_a_record_page_shows_the_body_received(integration, admin_client):
+    post(integration, {"status": "firing", "groupKey": "g"})
+    receipt = AlertReceipt.objects.get()
+    page = admin_client.get(reverse("admin:escalation_alertreceipt_change", args=[receipt.pk])).content.decode()
+    assert "alerts must be an array, got null" in page
+    assert "&quot;groupKey&quot;: &quot;g&quot;" in page

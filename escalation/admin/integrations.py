@@ -103,7 +103,8 @@ class IntegrationAdmin(admin.ModelAdmin):
             format_html_join("", '<li><a href="{}">{}</a> {} {}: {}</li>', (
                 (reverse("admin:escalation_alert_change", args=[a.pk]),
                  localtime(a.triggered_at).strftime("%Y-%m-%d %H:%M"), a.state,
-                 f"({a.repeats} repeats)" if a.repeats else "", a) for a in recent)),
+                 f"({a.repeats} repeat{'' if a.repeats == 1 else 's'})" if a.repeats else "", a)
+                for a in recent)),
             reverse("admin:escalation_alert_changelist"), integration.pk, integration.name,
         )
 
