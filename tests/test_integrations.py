@@ -20,6 +20,8 @@ from escalation.engine.plan import page_text_length
 from escalation.engine.worker import run_due
 from escalation.integrations.parse import DEDUP_KEY_MAX, BadPayload, parse
 from escalation.models import (
+    Alert,
+    AlertState,
     Escalation,
     EscalationState,
     Event,
@@ -29,8 +31,9 @@ from escalation.models import (
     Page,
     Sender,
 )
+from escalation.services import alerts as alerts_service
 from escalation.services import integrations as service
-from escalation.services.integrations import alert_digest, text_budget
+from escalation.services.alerts import alert_digest, text_budget
 from tests.conftest import requires_postgres
 from tests.personas import ANNA, MICHAEL, TONY, make_roster
 
@@ -85,8 +88,10 @@ def test_it_fires_notes_repeats_cancels_on_resolve_and_fires_again(format, firin
     response = post(integration, payload(firing))
     assert response.status_code == 200, response.content
     [first] = escalations()
+    [alert] = Alert.objects.all()
     assert response.json() == {"results": [{"dedup_key": payload(firing)["groupKey"], "result": "fired",
-                                            "escalation_id": first.pk}]}
+                                            "alert_id": alert.pk, "escalation_id": first.pk}]}
+    assert (alert.state, alert.escalation, alert.integration) == (AlertState.TRIGGERED, first, integration)
     assert first.state == EscalationState.ACTIVE
     assert first.integration == integration
     assert first.roster == integration.roster
@@ -98,10 +103,14 @@ def test_it_fires_notes_repeats_cancels_on_resolve_and_fires_again(format, firin
     assert response.json()["results"][0]["result"] == "noted"
     assert escalations() == [first]
     assert len(notes(first)) == 1
+    alert.refresh_from_db()
+    assert (alert.state, alert.repeats) == (AlertState.TRIGGERED, 1)
 
     response = post(integration, payload(resolved))
-    assert response.json()["results"][0] == {"dedup_key": first.dedup_key, "result": "cancelled",
-                                             "escalation_id": first.pk}
+    assert response.json()["results"][0] == {"dedup_key": first.dedup_key, "result": "resolved",
+                                             "alert_id": alert.pk, "escalation_id": first.pk}
+    alert.refresh_from_db()
+    assert (alert.state, alert.resolved_by_name) == (AlertState.RESOLVED, f"integration {integration.name}")
     first.refresh_from_db()
     assert first.state == EscalationState.CANCELLED
     assert first.outcome == f"cancelled by integration {integration.name}: resolved at source"
@@ -113,6 +122,9 @@ def test_it_fires_notes_repeats_cancels_on_resolve_and_fires_again(format, firin
     assert first_again == first and first_again.state == EscalationState.CANCELLED
     assert second.state == EscalationState.ACTIVE
     assert second.dedup_key == first.dedup_key
+    old, new = Alert.objects.order_by("id")
+    assert (old, old.state) == (alert, AlertState.RESOLVED)
+    assert (new.state, new.escalation) == (AlertState.TRIGGERED, second)
 
 
 def test_a_cancelled_alert_pages_nobody_else(emulator):
@@ -178,7 +190,8 @@ def test_the_link_leads_to_the_newest_escalation_for_the_alert(admin_client):
 def test_a_resolve_without_an_active_escalation_is_only_noted():
     integration = make_integration()
     response = post(integration, payload("alertmanager_resolved.json"))
-    assert response.json()["results"] == [{"dedup_key": AM_GROUP_KEY, "result": "not active", "escalation_id": None}]
+    assert response.json()["results"] == [{"dedup_key": AM_GROUP_KEY, "result": "not open", "alert_id": None,
+                                           "escalation_id": None}]
     assert escalations() == []
 
 
@@ -190,8 +203,7 @@ def test_a_resolve_after_acknowledgement_is_noted_on_the_timeline():
     [escalation] = escalations()
     escalation_acknowledge(escalation=escalation, person_index=0, by_name="Tony", how="replied")
     response = post(integration, payload("alertmanager_resolved.json"))
-    assert response.json()["results"][0]["result"] == "not active"
-    assert response.json()["results"][0]["ended"] == "acknowledged"
+    assert response.json()["results"][0]["result"] == "resolved"
     escalation.refresh_from_db()
     assert escalation.state == EscalationState.ACKNOWLEDGED
     assert notes(escalation) == ["Resolved at source (prometheus); the escalation had already ended acknowledged: "
@@ -208,7 +220,9 @@ def test_a_resolve_after_a_delivery_says_reached_not_acknowledged():
     escalation_acknowledge(escalation=escalation, person_index=0, by_name="Tony", how="SMS delivered at 03:14:07 UTC",
                            reached=True)
     response = post(integration, payload("alertmanager_resolved.json"))
-    assert response.json()["results"][0]["ended"] == "reached"
+    assert response.json()["results"][0]["result"] == "resolved"
+    escalation.refresh_from_db()
+    assert escalation.state == EscalationState.REACHED
     assert notes(escalation) == ["Resolved at source (prometheus); the escalation had already ended reached: "
                                  "Tony: SMS delivered at 03:14:07 UTC"]
 
@@ -231,7 +245,7 @@ def test_generic_fires_joins_and_resolves_by_dedup_key():
     [escalation] = escalations()
     assert escalation.message.startswith("Main server is down http")
     resolved = post(integration, {"dedup_key": "main-server", "status": "resolved"})
-    assert resolved.json()["results"][0]["result"] == "cancelled"
+    assert resolved.json()["results"][0]["result"] == "resolved"
     escalation.refresh_from_db()
     assert escalation.state == EscalationState.CANCELLED
 
@@ -424,22 +438,24 @@ def test_no_body_is_a_server_error(one_of_each, body):
 
 # --- The race the database settles ---
 
-def test_losing_the_race_to_fire_joins_the_winner(monkeypatch):
-    """Another request fired the same alert after our look and before our insert: we join its escalation."""
+def test_losing_the_race_to_open_the_alert_joins_the_winner(monkeypatch):
+    """Another delivery opened the same alert after our look and before our insert: we join its alert."""
     integration = make_integration()
     post(integration, payload("alertmanager_firing.json"))
     [winner] = escalations()
-    real_active = service._active
+    real_lock_open = alerts_service._lock_open
     looks = []
 
-    def missed_on_the_first_look(integration, dedup_key):
+    def missed_on_the_first_look(integration_id, dedup_key):
         looks.append(dedup_key)
-        return None if len(looks) == 1 else real_active(integration, dedup_key)
+        return None if len(looks) == 1 else real_lock_open(integration_id, dedup_key)
 
-    monkeypatch.setattr(service, "_active", missed_on_the_first_look)
+    monkeypatch.setattr(alerts_service, "_lock_open", missed_on_the_first_look)
     response = post(integration, payload("alertmanager_firing.json"))
     assert response.status_code == 200
-    assert response.json()["results"] == [{"dedup_key": AM_GROUP_KEY, "result": "noted", "escalation_id": winner.pk}]
+    [alert] = Alert.objects.all()
+    assert response.json()["results"] == [{"dedup_key": AM_GROUP_KEY, "result": "noted", "alert_id": alert.pk,
+                                           "escalation_id": winner.pk}]
     assert escalations() == [winner]
     assert len(notes(winner)) == 1
     assert len(looks) == 2
@@ -469,6 +485,8 @@ def test_concurrent_deliveries_of_one_alert_fire_once():
     assert statuses == [200] * deliveries
     [escalation] = escalations()
     assert len(notes(escalation)) == deliveries - 1
+    [alert] = Alert.objects.all()
+    assert (alert.escalation, alert.repeats, alert.escalations) == (escalation, deliveries - 1, 1)
 
 
 # --- Admin ---

@@ -1,5 +1,6 @@
-"""Thousands of generated requests against `POST /integrations/<token>/`: never a 5xx, and a refused
-request stores nothing (no escalation, no event, no state changed).
+"""Thousands of generated requests against `POST /integrations/<token>/`: never a 5xx, every request that
+reaches an integration is recorded exactly once, and a refused request stores nothing else (no escalation,
+no event, no state changed).
 
 Bodies are random bytes, random JSON, and Alertmanager, Grafana and generic bodies with fields dropped,
 replaced or added, at the top and inside an alert, so the parser's branches and the firing path both
@@ -17,7 +18,7 @@ from django.test import Client
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from escalation.models import Escalation, Event, Integration, IntegrationFormat
+from escalation.models import AlertReceipt, Escalation, Event, Integration, IntegrationFormat
 from tests.personas import MICHAEL, TONY, make_roster
 
 pytestmark = pytest.mark.django_db
@@ -103,15 +104,21 @@ def post(url: str, raw: bytes, *, content_type: str = "application/json", header
     return Client().generic("POST", url, data=raw, content_type=content_type, headers=headers)
 
 
-def check(response, before: tuple) -> None:
+def receipts() -> int:
+    """The newest record's id: new records are counted above it (pruning old ones changes nothing here)."""
+    return AlertReceipt.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def check(response, before: tuple, receipts_before: int) -> None:
     event(f"answered {response.status_code}")  # --hypothesis-show-statistics: how many reached the firing path
     assert response.status_code < 500, response.content[:500]
     assert response.status_code in ANSWERS, (response.status_code, response.content[:300])
     if response.status_code == 200:
         results = response.json()["results"]
-        assert all(r["result"] in ("fired", "noted", "cancelled", "not active") for r in results)
+        assert all(r["result"] in ("fired", "noted", "resolved", "not open") for r in results)
     else:
         assert snapshot() == before, f"{response.status_code} but something was stored: {response.content[:300]!r}"
+    assert AlertReceipt.objects.filter(id__gt=receipts_before).count() == 1
 
 
 @settings(FUZZ, max_examples=1200)
@@ -121,9 +128,9 @@ def test_generated_bodies_never_cause_a_5xx_and_refusals_store_nothing(integrati
     raw = data.draw(mutated(format) | random_bodies())
     content_type = data.draw(st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded",
                                               "application/json; charset=latin-1", ""]))
-    before = snapshot()
+    before, receipts_before = snapshot(), receipts()
     response = post(f"/integrations/{integrations[format].token}/", raw, content_type=content_type)
-    check(response, before)
+    check(response, before, receipts_before)
 
 
 @settings(FUZZ, max_examples=400)
@@ -133,9 +140,11 @@ def test_any_other_token_is_404_and_stores_nothing(integrations, token, raw):
     if token in {i.token for i in integrations.values()}:
         return
     before = snapshot()
+    receipts_before = receipts()
     response = post(f"/integrations/{quote(token, safe='')}/", raw)
     assert response.status_code == 404, (token, response.status_code)
     assert snapshot() == before
+    assert not AlertReceipt.objects.filter(id__gt=receipts_before).exists()
 
 
 @settings(FUZZ, max_examples=200)
@@ -179,6 +188,6 @@ def test_hostile_headers_change_nothing_but_the_answer(integrations, behind_a_pr
                          "Transfer-Encoding", "Expect", "Cookie", "X-Forwarded-Proto"]),
         HEADER_TEXT, max_size=4))
     raw = data.draw(mutated(format))
-    before = snapshot()
+    before, receipts_before = snapshot(), receipts()
     response = post(f"/integrations/{integrations[format].token}/", raw, headers=headers)
-    check(response, before)
+    check(response, before, receipts_before)

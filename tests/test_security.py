@@ -37,8 +37,8 @@ from escalation.models import (
     Sender,
     WebhookEvent,
 )
+from escalation.services.alerts import alert_digest
 from escalation.services.escalations import escalation_fire
-from escalation.services.integrations import alert_digest
 from escalation.vonage import get_client
 from tests.applying import apply_stored_webhooks
 from tests.conftest import TEST_SIGNATURE_SECRET

@@ -1,4 +1,5 @@
-"""Admin for monitoring integrations: the secret URL to paste into Alertmanager or Grafana, and rotating it.
+"""Admin for monitoring integrations: the secret URL to paste into Alertmanager or Grafana, and rotating it;
+its latest alerts and the notifications it received, and the alarm a refused one raised.
 
 The token is never a form field: it is generated when the integration is created and only changes by
 rotation, which shows the new URL once and makes the old one answer 404 like any unknown token.
@@ -15,10 +16,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
-from escalation.models import Escalation, Integration, IntegrationFormat
-from escalation.services.integrations import alert_digest, integration_rotate_token
+from escalation.models import AlertReceipt, Escalation, Integration, IntegrationFormat
+from escalation.services.alert_receipts import RECEIPTS_KEPT, integration_dismiss_refusals
+from escalation.services.alerts import alert_digest
+from escalation.services.integrations import integration_rotate_token
 
 RECENT_ESCALATIONS = 10
+# The integration page lists this many of its latest alerts and notifications, each with a link to all.
+RECENT = 10
 
 
 def integration_url(integration: Integration) -> str:
@@ -49,8 +54,9 @@ class IntegrationAdmin(admin.ModelAdmin):
     list_display = ("name", "roster", "format", "is_enabled", "created_at")
     list_filter = ("format", "is_enabled")
     search_fields = ("name", "roster__name")
-    fields = ("name", "roster", "format", "is_enabled", "url", "setup", "recent_escalations")
-    readonly_fields = ("url", "setup", "recent_escalations")
+    fields = ("name", "roster", "format", "is_enabled", "ack_timeout_hours", "url", "setup", "refusals",
+              "recent_alerts", "received", "recent_escalations")
+    readonly_fields = ("url", "setup", "refusals", "recent_alerts", "received", "recent_escalations")
     actions = ["rotate_tokens"]
 
     def get_urls(self) -> list:
@@ -59,6 +65,7 @@ class IntegrationAdmin(admin.ModelAdmin):
             path("<int:object_id>/rotate-token/", wrap(self.rotate_token_view), name="escalation_integration_rotate"),
             # The link in every page an integration fires (escalation.services.integrations.alert_link).
             path("<int:object_id>/alert/<str:digest>/", wrap(self.alert_view), name="escalation_integration_alert"),
+            path("<int:object_id>/dismiss-refusals/", wrap(self.dismiss_view), name="escalation_integration_dismiss"),
         ] + super().get_urls()
 
     @admin.display(description="URL")
@@ -73,6 +80,50 @@ class IntegrationAdmin(admin.ModelAdmin):
             return "Shown after saving."
         intro, snippet = SETUP[IntegrationFormat(integration.format)]
         return format_html("<p>{}</p><pre>{}</pre>", intro, snippet.format(url=integration_url(integration)))
+
+    @admin.display(description="alarm")
+    def refusals(self, integration: Integration) -> str:
+        if integration.refused_since is None:
+            return "None: every notification since the last dismissal was accepted."
+        return format_html(
+            '<strong>Refusing since {}</strong>: {} <a href="{}">Dismiss the alarm…</a>',
+            localtime(integration.refused_since).strftime("%Y-%m-%d %H:%M"), integration.refusal,
+            reverse("admin:escalation_integration_dismiss", args=[integration.pk]),
+        )
+
+    @admin.display(description="latest alerts")
+    def recent_alerts(self, integration: Integration) -> str:
+        if integration.pk is None:
+            return "-"
+        recent = list(integration.alerts.order_by("-triggered_at", "-id")[:RECENT])
+        if not recent:
+            return "None yet."
+        return format_html(
+            '<ul>{}</ul><p><a href="{}?integration__id__exact={}">All alerts of {}</a></p>',
+            format_html_join("", '<li><a href="{}">{}</a> {} {}: {}</li>', (
+                (reverse("admin:escalation_alert_change", args=[a.pk]),
+                 localtime(a.triggered_at).strftime("%Y-%m-%d %H:%M"), a.state,
+                 f"({a.repeats} repeat{'' if a.repeats == 1 else 's'})" if a.repeats else "", a)
+                for a in recent)),
+            reverse("admin:escalation_alert_changelist"), integration.pk, integration.name,
+        )
+
+    @admin.display(description="received")
+    def received(self, integration: Integration) -> str:
+        if integration.pk is None:
+            return "-"
+        recent = list(AlertReceipt.objects.filter(integration=integration).order_by("-id")[:RECENT])
+        if not recent:
+            return "Nothing yet."
+        return format_html(
+            '<ul>{}</ul><p><a href="{}?integration__id__exact={}">All notifications of {}</a> '
+            "(the latest {} are kept)</p>",
+            format_html_join("", '<li><a href="{}">{}</a> {} {}: {}</li>', (
+                (reverse("admin:escalation_alertreceipt_change", args=[r.pk]),
+                 localtime(r.received_at).strftime("%Y-%m-%d %H:%M:%S"), r.outcome, r.status_code, r.text)
+                for r in recent)),
+            reverse("admin:escalation_alertreceipt_changelist"), integration.pk, integration.name, RECEIPTS_KEPT,
+        )
 
     @admin.display(description="recent escalations")
     def recent_escalations(self, integration: Integration) -> str:
@@ -126,6 +177,25 @@ class IntegrationAdmin(admin.ModelAdmin):
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/escalation/integration/rotate_token.html", context)
+
+    def dismiss_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        integration = get_object_or_404(Integration, pk=object_id)
+        if not self.has_change_permission(request, integration):
+            raise PermissionDenied
+        change_url = reverse("admin:escalation_integration_change", args=[integration.pk])
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            if integration_dismiss_refusals(integration=integration):
+                self.log_change(request, integration, "Dismissed the alarm about refused notifications.")
+                messages.success(request, f"{integration.name}: the alarm is dismissed.")
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Dismiss the alarm of {integration.name}",
+            "opts": self.model._meta,
+            "integration": integration,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/escalation/integration/dismiss_refusals.html", context)
 
     def alert_view(self, request: HttpRequest, object_id: int, digest: str) -> HttpResponse:
         """Redirect a paged person's link to the newest escalation for that alert."""

@@ -3,7 +3,7 @@
 Alertmanager (webhook_config, payload version 4) and Grafana alerting (the same shape plus `title`,
 `message`, `state`, `orgId`) send one notification per alert group: `status` is "firing" while any alert
 of the group fires and "resolved" once all have, and `groupKey` names the group. One group is one
-escalation, so the group key is the dedup key; an old sender without `groupKey` is handled per alert by
+alert (one incident), so the group key is the dedup key; an old sender without `groupKey` is handled per alert by
 its `fingerprint`.
 
 Anything wrong with a body raises `BadPayload` with a message naming the field, which the view returns
@@ -21,7 +21,7 @@ from escalation.storable import TooDeep, storable
 FIRING = "firing"
 RESOLVED = "resolved"
 STATUSES = (FIRING, RESOLVED)
-# Escalation.dedup_key is 255 characters; a longer group key (many grouping labels) is hashed to fit.
+# Alert.dedup_key is 255 characters; a longer group key (many grouping labels) is hashed to fit.
 DEDUP_KEY_MAX = 255
 # Real notifications are a few levels deep; this bounds the walk below (json.loads allows far deeper).
 MAX_DEPTH = 64
@@ -32,8 +32,8 @@ class BadPayload(ValueError):
 
 
 @dataclass(frozen=True)
-class Alert:
-    """One thing to page about (or to stop paging about)."""
+class AlertNotice:
+    """What one notification says about one alert: it fires (page about it) or it resolved."""
 
     status: str  # "firing" | "resolved"
     dedup_key: str
@@ -41,7 +41,7 @@ class Alert:
     summary: str  # one line for a human; may be empty
 
 
-def parse(format: str, body: object) -> list[Alert]:
+def parse(format: str, body: object) -> list[AlertNotice]:
     try:
         # NUL or a lone surrogate would turn an alert into a 500, which Alertmanager retries forever.
         body = storable(body, max_depth=MAX_DEPTH)
@@ -137,7 +137,7 @@ def _describe(alert: _GroupAlert) -> str:
     return one_line(", ".join(shown))
 
 
-def _group(body: object, *, title: object = None) -> list[Alert]:
+def _group(body: object, *, title: object = None) -> list[AlertNotice]:
     """The shape Alertmanager and Grafana share."""
     body = _object(body, "the body")
     group_status = _status(body.get("status"), "status")
@@ -163,7 +163,7 @@ def _group(body: object, *, title: object = None) -> list[Alert]:
             heading = one_line(title)
         else:
             heading = f"[{group_status.upper()}:{len(current)}] {one_line(name)}".strip()
-        return [Alert(status=group_status, dedup_key=dedup_key(group_key), title=heading, summary=summary)]
+        return [AlertNotice(status=group_status, dedup_key=dedup_key(group_key), title=heading, summary=summary)]
 
     # No group key: each alert stands alone, identified by its fingerprint.
     if not alerts:
@@ -174,12 +174,12 @@ def _group(body: object, *, title: object = None) -> list[Alert]:
             raise BadPayload(f"groupKey is missing and alerts[{i}] has no fingerprint to identify it by")
         name = alert.labels.get("alertname", "")
         heading = f"[{alert.status.upper()}] {one_line(name)}".strip()
-        result.append(Alert(status=alert.status, dedup_key=dedup_key(alert.fingerprint), title=heading,
+        result.append(AlertNotice(status=alert.status, dedup_key=dedup_key(alert.fingerprint), title=heading,
                             summary=_describe(alert)))
     return result
 
 
-def _alertmanager(body: object) -> list[Alert]:
+def _alertmanager(body: object) -> list[AlertNotice]:
     version = body.get("version") if isinstance(body, dict) else None
     if version is not None and version != "4":
         raise BadPayload(
@@ -189,14 +189,14 @@ def _alertmanager(body: object) -> list[Alert]:
     return _group(body)
 
 
-def _grafana(body: object) -> list[Alert]:
+def _grafana(body: object) -> list[AlertNotice]:
     if isinstance(body, dict) and "alerts" not in body and "ruleName" in body:
         raise BadPayload("this is a legacy Grafana alerting body (ruleName, evalMatches); "
                          "use Grafana's unified alerting webhook contact point")
     return _group(body, title=body.get("title") if isinstance(body, dict) else None)
 
 
-def _generic(body: object) -> list[Alert]:
+def _generic(body: object) -> list[AlertNotice]:
     """`{"summary": "...", "dedup_key": "...", "status": "firing"|"resolved"}`; status defaults to firing."""
     body = _object(body, "the body")
     status = _status(body.get("status", FIRING), "status")
@@ -218,4 +218,4 @@ def _generic(body: object) -> list[Alert]:
         # Without a key the alert is never deduplicated; a random one still lets the page link to exactly
         # this escalation (the link is by integration and key).
         key = f"auto-{uuid.uuid4().hex}"
-    return [Alert(status=status, dedup_key=dedup_key(key), title="", summary=summary)]
+    return [AlertNotice(status=status, dedup_key=dedup_key(key), title="", summary=summary)]

@@ -1,3 +1,4 @@
+from escalation.models.alerts import Alert, AlertReceipt, AlertState, ReceiptOutcome
 from escalation.models.channels import (
     CHANNEL_TYPE_FROM_V1,
     TEXT_LIMITS,
@@ -37,6 +38,7 @@ from escalation.models.windows import InboundContact
 from escalation.models.workers import WorkerHeartbeat
 
 __all__ = [
+    "Alert", "AlertReceipt", "AlertState", "ReceiptOutcome",
     "CHANNEL_TYPE_FROM_V1", "FAILED_STATUSES", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
     "V1_CHANNEL_NAMES", "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",

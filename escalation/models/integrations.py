@@ -2,6 +2,7 @@
 
 import secrets
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -22,9 +23,24 @@ class Integration(models.Model):
     token = models.CharField(max_length=64, unique=True, default=new_token)
     is_enabled = models.BooleanField("enabled", default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # PagerDuty's "acknowledgement timeout": off when empty. Checked when a firing repeat arrives, which is
+    # also the only evidence that the alert still fires (escalation.services.alerts).
+    ack_timeout_hours = models.PositiveSmallIntegerField(
+        "re-page after an acknowledgement silent for (hours)", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(720)],
+        help_text="Empty: an acknowledged alert pages nobody until it resolves. N: a firing notification "
+                  "arriving N hours or more after the acknowledgement pages the roster again.",
+    )
+    # Set by the first refused notification since the last accepted one (or dismissal): the alarm's start.
+    refused_since = models.DateTimeField(null=True, blank=True, editable=False)
+    refusal = models.CharField("latest refusal", max_length=500, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ack_timeout_hours__gte=1) | models.Q(ack_timeout_hours=None),
+                                   name="integration_ack_timeout_positive"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -1,8 +1,8 @@
 """What is wrong now, for the red banner on every admin page (and later a health endpoint).
 
 Each source is a query or two on a small index, as the banner runs on every admin page: escalations held
-by a provider fault (the partial index `escalation_held`), timers overdue (`escalation_due`), and the
-workers' heartbeats (one row per worker).
+by a provider fault (the partial index `escalation_held`), timers overdue (`escalation_due`), the
+workers' heartbeats (one row per worker), and integrations whose alerts were refused.
 """
 
 from dataclasses import dataclass
@@ -12,6 +12,9 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from escalation.models import Escalation, EscalationState, WorkerHeartbeat
+
+# A module, not names: alert_receipts builds Alarms, so it imports this module in turn.
+from escalation.services import alert_receipts
 from escalation.vonage.errors import describe_hold
 
 
@@ -30,7 +33,8 @@ WORKER_SILENT_AFTER = timedelta(seconds=30)
 
 
 def current_alarms(*, now: datetime) -> list[Alarm]:
-    return [*provider_alarms(now=now), *overdue_alarms(now=now), *worker_alarms(now=now)]
+    return [*provider_alarms(now=now), *overdue_alarms(now=now), *worker_alarms(now=now),
+            *alert_receipts.alert_alarms(now=now)]
 
 
 def worker_problem(*, now: datetime) -> str | None:

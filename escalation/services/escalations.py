@@ -14,6 +14,7 @@ from escalation.engine.wakeup import notify_workers
 from escalation.engine.windows import TemplateValues, choose, open_windows, sender_settings
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
+    Alert,
     Api,
     Channel,
     ChannelType,
@@ -195,6 +196,9 @@ def escalation_acknowledge(
         )
         if not ended:
             return False
+        if not reached:
+            # Someone owns the alert now. A delivery alone owns nothing: a repeat of the alert pages again.
+            Alert.objects.owned_through(escalation.pk, by_name=by_name, now=now)
         if credited_page is not None:
             Page.objects.filter(pk=credited_page.pk).update(state=page_state, ended_at=now, outcome=how[:300])
         text = f"Reached {by_name}: {how}; nobody has acknowledged." if reached else f"Acknowledged: {by_name} {how}."
@@ -212,5 +216,7 @@ def escalation_cancel(
     with transaction.atomic(savepoint=False):
         if not _end(escalation_id, EscalationState.CANCELLED, now=now, outcome=why):
             return False
+        # Whoever stopped the paging owns the alert it paged for (a resolve marks it resolved first).
+        Alert.objects.owned_through(escalation_id, by_name=by_name, now=now)
         record_event(escalation_id, EventKind.CANCELLED, why[0].upper() + why[1:] + ".", at=now)
     return True

@@ -1,68 +1,36 @@
-"""Monitoring integrations (alerts fire, join or end escalations) and a person's channel test.
+"""Monitoring integrations (each notification's alerts are triggered or resolved) and a person's channel test.
 
-Alerts: a firing alert fires an escalation on the integration's roster, unless the same alert (same
-integration and dedup key) already has an active one, in which case it is noted there. A resolved alert
-cancels its active escalation ("resolved at source") so nobody else is paged. The database holds the
-invariant (`one_active_per_alert`); the look-before-fire below is only the common path.
+What a firing or resolved alert does is the alert's lifecycle, `escalation.services.alerts`; this module
+finds the integration for a URL and hands it each alert of a notification.
 """
 
-import hashlib
 import hmac
 import re
-from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
-from escalation.engine.events import record_event
-from escalation.engine.plan import page_text_length, personal_text, text_limit
+from escalation.engine.plan import personal_text
 from escalation.engine.windows import TemplateValues, choose, open_windows, sender_settings
-from escalation.integrations.parse import FIRING, Alert
+from escalation.integrations.parse import FIRING, AlertNotice
 from escalation.models import (
     STATUS_RANK,
-    TEXT_LIMITS,
-    Channel,
     ChannelTest,
     ChannelType,
-    Escalation,
-    EscalationState,
-    EventKind,
     Integration,
     MessageStatus,
     Person,
-    Roster,
     Sender,
 )
 from escalation.models.integrations import new_token
 from escalation.models.runs import new_client_ref
-from escalation.services.escalations import escalation_cancel, escalation_fire
+from escalation.services.alerts import AlertOutcome, alert_resolve, alert_trigger
 from escalation.vonage import VonageError, get_client
 
 # The candidates for a token are fetched by its first characters and the whole token is then compared in
 # constant time: the indexed lookup can at most leak (by timing) these few characters, never the rest.
 TOKEN_LOOKUP_PREFIX = 8
 TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
-# ASCII, not "…": one non-GSM character would switch a whole SMS to UCS-2 and shrink what fits.
-ELLIPSIS = "..."
-
-
-@dataclass(frozen=True)
-class AlertResult:
-    dedup_key: str
-    result: str  # "fired", "noted", "cancelled", "not active"
-    escalation_id: int | None
-    # How an escalation that was not active had ended: "acknowledged" (someone confirmed) or "reached" (a
-    # message was delivered, nobody confirmed), "cancelled", "exhausted"; empty otherwise.
-    ended: str = ""
-
-    def as_dict(self) -> dict:
-        answer = asdict(self)
-        if not self.ended:
-            del answer["ended"]  # only an escalation that had ended says how
-        return answer
 
 
 def integration_find(*, token: str) -> Integration | None:
@@ -87,45 +55,8 @@ def integration_rotate_token(*, integration: Integration) -> Integration:
     return integration
 
 
-def alert_digest(dedup_key: str) -> str:
-    """A short, stable stand-in for a dedup key in links: group keys are long and a page's text is not."""
-    return hashlib.sha256(dedup_key.encode()).hexdigest()[:16]
-
-
-def alert_link(integration: Integration, dedup_key: str) -> str:
-    """Where a paged person lands: the admin redirects it to the newest escalation for this alert.
-
-    The escalation's own URL is unknown until it is created, and the message is frozen into its plan when
-    it is created, so the link names the alert instead.
-    """
-    path = reverse("admin:escalation_integration_alert", args=[integration.pk, alert_digest(dedup_key)])
-    return settings.SITE_URL + path
-
-
-def text_budget(roster: Roster) -> int:
-    """The longest message every channel on the roster can carry, after the recipient's name (and room for the
-    "reply N" line) is added."""
-    channels = Channel.objects.filter(
-        person__memberships__roster=roster, person__is_active=True
-    ).select_related("person")
-    budgets = [text_limit(c.type) - page_text_length(c.person.name, "") for c in channels]
-    return min(budgets, default=min(TEXT_LIMITS.values()))
-
-
-def clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - len(ELLIPSIS), 0)].rstrip() + ELLIPSIS
-
-
-def alert_message(alert: Alert, *, link: str, budget: int) -> str:
-    """The page's text: what is wrong first (it is what fits on a lock screen), the link last."""
-    text = ": ".join(part for part in (alert.title, alert.summary) if part) or "Alert"
-    return clip(text, budget - len(link) - 1) + " " + link
-
-
-def integration_receive(*, integration: Integration, alerts: list[Alert], now: datetime | None = None
-                        ) -> list[AlertResult]:
+def integration_receive(*, integration: Integration, notices: list[AlertNotice], now: datetime | None = None
+                        ) -> list[AlertOutcome]:
     """Act on one notification's alerts, in order.
 
     Raises FireRefused (from escalation_fire) when the roster cannot be paged; alerts before the refused
@@ -133,67 +64,11 @@ def integration_receive(*, integration: Integration, alerts: list[Alert], now: d
     """
     now = now or timezone.now()
     return [
-        _fire_or_join(integration, alert, now) if alert.status == FIRING else _resolve(integration, alert, now)
-        for alert in alerts
+        alert_trigger(integration=integration, dedup_key=notice.dedup_key, title=notice.title,
+                      summary=notice.summary, now=now)
+        if notice.status == FIRING else alert_resolve(integration=integration, dedup_key=notice.dedup_key, now=now)
+        for notice in notices
     ]
-
-
-def _by_name(integration: Integration) -> str:
-    return f"integration {integration.name}"
-
-
-def _active(integration: Integration, dedup_key: str) -> Escalation | None:
-    return Escalation.objects.filter(
-        integration=integration, dedup_key=dedup_key, state=EscalationState.ACTIVE
-    ).first()
-
-
-def _note_repeat(escalation: Escalation, integration: Integration, alert: Alert, now: datetime) -> AlertResult:
-    text = ": ".join(part for part in (alert.title, alert.summary) if part)
-    record_event(escalation, EventKind.NOTE, f"Still firing at {integration.name}: {text}", at=now)
-    return AlertResult(alert.dedup_key, "noted", escalation.pk)
-
-
-def _fire_or_join(integration: Integration, alert: Alert, now: datetime) -> AlertResult:
-    existing = _active(integration, alert.dedup_key)
-    if existing is not None:
-        return _note_repeat(existing, integration, alert, now)
-    roster = integration.roster
-    message = alert_message(alert, link=alert_link(integration, alert.dedup_key), budget=text_budget(roster))
-    try:
-        # A savepoint, so that losing the race below leaves the caller's transaction usable.
-        with transaction.atomic():
-            escalation = escalation_fire(
-                roster=roster, message=message, fired_by_name=_by_name(integration),
-                integration=integration, dedup_key=alert.dedup_key, now=now,
-            )
-    except IntegrityError:
-        # Alertmanager HA pairs and retries deliver the same notification concurrently: the other request
-        # fired between our look and our insert (one_active_per_alert), so join its escalation.
-        existing = _active(integration, alert.dedup_key)
-        if existing is None:
-            raise
-        return _note_repeat(existing, integration, alert, now)
-    return AlertResult(alert.dedup_key, "fired", escalation.pk)
-
-
-def _resolve(integration: Integration, alert: Alert, now: datetime) -> AlertResult:
-    existing = _active(integration, alert.dedup_key)
-    if existing is None:
-        latest = Escalation.objects.filter(integration=integration, dedup_key=alert.dedup_key).first()
-        if latest is None:
-            return AlertResult(alert.dedup_key, "not active", None)
-        # Already ended: the timeline still shows when the source recovered, and how the paging had ended.
-        record_event(latest, EventKind.NOTE, f"Resolved at source ({integration.name}); the escalation had "
-                                             f"already ended {latest.state}: {latest.outcome}", at=now)
-        return AlertResult(alert.dedup_key, "not active", latest.pk, ended=latest.state)
-    cancelled = escalation_cancel(escalation=existing, by_name=_by_name(integration),
-                                  reason="resolved at source", now=now)
-    if cancelled:
-        return AlertResult(alert.dedup_key, "cancelled", existing.pk)
-    # Not cancelled: someone acknowledged or was reached a moment ago, which already stopped the paging.
-    existing.refresh_from_db(fields=["state"])
-    return AlertResult(alert.dedup_key, "not active", existing.pk, ended=existing.state)
 
 
 def channel_test_text(person: Person, channel_type: str) -> str:
