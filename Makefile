@@ -22,7 +22,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed  # over the CPU budget (row 7) it fails: a regression is loud
 	$(PY) -m bench.run_all
 
 chaos: $(VENV)/.installed

@@ -52,8 +52,28 @@ from the same clock.
 """
 
 
-def render(results: list[Result], *, table: str, machine: str, date: str, elapsed: float) -> str:
+# Where the CPU went, from py-spy (samples holding the GIL, 250/s) over the in-process budget's runs on this
+# machine while other jobs ran; "before" is commit c69bbd8, "after" this code.
+PROFILES = """Profiles (py-spy, samples holding the GIL). The worker's step, before: `Batch.save` ->
+`save_changes` 57% of the
+pass (Django's `bulk_update` 54%, of which resolving and compiling its CASE WHEN expressions 33%), `decide_due`
+12%, the requests' threads 7% of all samples (`requests` itself about half of a request:
+`Session.request`/`prepare_request`/`merge_environment_settings`; the JWT signature only once a minute, 5%). Now
+`save_changes` writes one `UPDATE ... FROM (VALUES ...)` built by hand: `save_changes` 8% of the pass, whose
+samples fell by 29% for the same 1,500 steps; the pages are read with one row-value `IN (VALUES ...)` query
+instead of an OR of a Q per escalation (16% of the pass after the writes). What is left: `decide_due` 20%, the
+bulk_create of events and messages 13%, the outcome's lock and reads 10%, and the requests (`requests`' session
+and urllib3 about half of each, the rest the socket). The webhook intake, before: `Model.save` of the raw event
+43% of the view (the ORM's insert compile, a signal, the savepoint), the signature (PyJWT decode + HMAC) 9%, the
+rest Django's request handling which the bare view pays too. Now one `INSERT ... ON CONFLICT DO NOTHING
+RETURNING id`: the view's process CPU per first page (two webhooks) fell from 4.9 to 4.0 ms in the budget's run;
+what is left is the signature, the parse and Django's request handling."""
+
+
+def render(results: list[Result], *, table: str, calibration: dict, machine: str, date: str, elapsed: float) -> str:
     details = "\n".join(f"- **{r.number}. {r.name}**: `{json.dumps(_rounded(r.details))}`" for r in results)
+    details += f"\n- **Calibration (bare view)**: `{json.dumps(_rounded(calibration))}`"
+    c = calibration
     return f"""\
 # Benchmarks
 
@@ -65,6 +85,11 @@ Run with `make bench` (`python -m bench.run_all`); this file is rewritten by eve
 - Whole run: {elapsed:.0f} s.
 - Load: the machine's 1-minute load average before and after each benchmark. Our own processes count too (a
   worker is up to 8 runnable threads), so a high "after" in 3 and 4 is mostly the benchmark itself.
+- Calibration: the bare insert view (`bench/bare/`), measured at the start and at the end of this run
+  (`bench/calibration.py`): {c['rps']:.0f} requests/s through gunicorn, {c['cpu_ms']:.2f} ms of CPU per request
+  (web {c['web_ms']:.2f} + PostgreSQL {c['postgres_ms']:.2f}), {c['in_process_ms']:.2f} ms in-process. Every
+  figure is shown beside it and every CPU figure also as a multiple of it ("2.0x bare"): compare two runs by
+  those, not by the absolute figures, which move by 2x between machines of the same kind.
 
 ## Figures
 
@@ -179,6 +204,20 @@ an index on `(created_at, id)`, and its filters (state, date, roster, person) co
 escalations. Both pages are CPU in Django's templates (the list: 50 rows of admin cells). Their p99 is this
 shared machine's variance rather than their work: profiled one by one, a slow request makes the same function
 calls as a median one (106,879 against 106,882) and each simply takes about twice as long.
+""")
+    if 7 in by_number:
+        d = by_number[7][0].details
+        step, page = d["step"], d["first_page"]
+        parts.append(f"""\
+**7. CPU budget.** `python -m bench.cpu_budget` (row 7, and a failed `make bench` when over budget) measures in
+one process, against the emulator in another: the bare view through Django's test client
+({d['bare']['web_ms']:.2f} ms of this process + {d['bare']['postgres_ms']:.2f} ms of its PostgreSQL backends per
+request, before and after the rest); one engine step in a busy pass, {step['worker_ms']:.2f} ms of worker CPU =
+{d['step_multiple']:.1f} bare requests (budget 2); one first page by the Messages API with its two status webhooks
+through the webhook view and their applying, {page['total_ms']:.2f} ms of the app's CPU including PostgreSQL =
+{d['page_multiple']:.1f} bare requests (budget 3; send {page['parts']['send']['process_ms']:.2f}, intake
+{page['parts']['intake']['process_ms']:.2f}, apply {page['parts']['apply']['process_ms']:.2f} ms, each plus its
+PostgreSQL share). {PROFILES}
 """)
     parts = [parts[0]] + sorted(parts[1:], key=lambda text: int(re.search(r"\d+", text).group()))
     # Figures interpolated into the text leave ragged lines; each paragraph is re-flowed.

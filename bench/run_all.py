@@ -20,9 +20,9 @@ from bench.harness import ROOT, Stack
 # History first: the benchmarks that load the machine (3, 4) leave a backlog of webhooks and a busy PostgreSQL
 # for a while after they end, which would be measured as page time.
 MODULES = {"history": "history", "intake": "intake", "fire": "fire_latency", "lateness": "lateness",
-           "burst": "burst"}
+           "burst": "burst", "budget": "budget"}
 NAMES = tuple(MODULES)
-NUMBERS = {"intake": 1, "fire": 2, "lateness": 3, "burst": 4, "history": 6}
+NUMBERS = {"intake": 1, "fire": 2, "lateness": 3, "burst": 4, "history": 6, "budget": 7}
 OUT = ROOT / "var" / "bench"
 
 
@@ -41,6 +41,10 @@ def main() -> None:
     with Stack(db_name="oncall_bench", keep_database=True, web_workers=args.web_workers, workers=0,
                log_dir=OUT / "logs") as stack:
         stack.setup_django()
+        from bench import calibration
+
+        # The yardstick of this run, at its start and its end: every figure is reported beside it.
+        calibrated = calibration.measure(stack, OUT)
         for name in chosen:
             log(f"--- {name}")
             load_before = os.getloadavg()[0]
@@ -60,15 +64,46 @@ def main() -> None:
         memory = memory_result(results)
         if memory is not None:
             results.append(memory)
+        calibrated = calibration.combine(calibrated, calibration.measure(stack, OUT))
+    annotate(results, calibrated)
     results.sort(key=lambda r: r.number)
     elapsed = time.monotonic() - started
-    table = format_table(results)
+    table = format_table(results, calibration.describe(calibrated))
     print("\n" + table + f"\n\nTotal time: {elapsed:.0f} s", flush=True)
     if args.only:  # no BENCHMARKS.md: the raw figures go to the output instead
         for result in results:
             print(f"\n{result.number}. {result.name}: {json.dumps(result.details, default=str)}")
     else:
-        write_report(results, elapsed)
+        write_report(results, elapsed, table, calibrated)
+    over = [r for r in results if r.number == 7 and r.met is False]
+    for result in over:  # the CPU budget guards the engine's cost: a regression must not pass unnoticed
+        print(f"\nREGRESSION: {result.figure}", flush=True)
+    if over:
+        raise SystemExit(1)
+
+
+def annotate(results: list[Result], c: dict) -> None:
+    """Each CPU figure also as a multiple of the bare view's CPU per request in this run (issue 18)."""
+    from bench.calibration import times
+
+    for r in results:
+        d = r.details
+        if r.number == 1 and "ours_cost" in d:
+            applied = sum(d["cpu_ms_per_webhook"]["ours"].values())
+            r.figure += (f". In-process {times(d['ours_cost']['cpu_ms'], c['in_process_web_ms'])} per webhook "
+                         f"stored; across the stack {applied:.1f} ms per webhook applied = "
+                         f"{times(applied, c['cpu_ms'])}")
+        elif r.number == 3 and "cpu_ms_per_step" in d:
+            worker = d["cpu_ms_per_step"]["worker"]
+            r.figure += (f"; worker CPU per step across the run {worker:.1f} ms = {times(worker, c['cpu_ms'])} "
+                         f"(in-process {times(d['step_cost']['cpu_ms'], c['in_process_web_ms'])})")
+        elif r.number == 4 and "cpu_ms_per_page" in d:
+            cpu = d["cpu_ms_per_page"]
+            app = cpu["worker"] + cpu["web"] + cpu["postgres"]
+            d["app_ms_per_page"] = app
+            r.figure += (f"; the app's CPU per first page (worker + web + PostgreSQL) {app:.1f} ms = "
+                         f"{times(app, c['cpu_ms'])}, so 2 cores with the emulator elsewhere would page "
+                         f"{2000 / app:.0f}/s" if app else "")
 
 
 def memory_result(results: list[Result]) -> Result | None:
@@ -82,12 +117,12 @@ def memory_result(results: list[Result]) -> Result | None:
                   details={"worker_rss_mb": worker, "web_rss_mb": web})
 
 
-def format_table(results: list[Result]) -> str:
-    lines = ["| # | Benchmark | Figure | Target | Met | Load before / after |",
-             "| --- | --- | --- | --- | --- | --- |"]
+def format_table(results: list[Result], bare: str) -> str:
+    lines = ["| # | Benchmark | Figure | Target | Met | Bare view, same run | Load before / after |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         met = "—" if r.met is None else ("yes" if r.met else "**no**")
-        lines.append(f"| {r.number} | {r.name} | {r.figure} | {r.target} | {met} | {r.load} |")
+        lines.append(f"| {r.number} | {r.name} | {r.figure} | {r.target} | {met} | {bare} | {r.load} |")
     return "\n".join(lines)
 
 
@@ -106,11 +141,11 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}")
 
 
-def write_report(results: list[Result], elapsed: float) -> None:
+def write_report(results: list[Result], elapsed: float, table: str, calibrated: dict) -> None:
     from bench.report import render
 
     path = ROOT / "BENCHMARKS.md"
-    text = render(results, table=format_table(results), machine=machine(),
+    text = render(results, table=table, calibration=calibrated, machine=machine(),
                   date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), elapsed=elapsed)
     # `make chaos` keeps its own section in the same file (bench/chaos.py); carry it over untouched.
     current = path.read_text() if path.exists() else ""

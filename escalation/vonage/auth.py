@@ -4,7 +4,10 @@ Signing RS256 with a 2048-bit key costs about 0.5 ms of CPU here (measured with 
 cryptography 50: 500 tokens in 0.24 s), and loading the PEM costs more. A burst of 6,000 escalations
 in messages mode makes ~12,000 requests, so the key is parsed once per path and a token is reused for
 TOKEN_REUSE_SECONDS: at most one signature per minute instead of one per request. Vonage does not
-require a fresh `jti` per request; `jti` only has to be unique per token.
+require a fresh `jti` per request; `jti` only has to be unique per token (emulator/spec/VONAGE_FACTS.md,
+"Claims"), and Vonage documents a token as valid until its `exp` (its CLI's `vonage jwt create --ttl` and the
+Cloud Runtime's `createVonageToken(exp)` make one token for many calls). A reused token is re-signed long
+before its `exp`, so none expires in flight.
 """
 
 import re
