@@ -30,6 +30,15 @@ from escalation.models.runs import (
     Page,
     PageState,
 )
+from escalation.models.schedules import (
+    Layer,
+    LayerParticipant,
+    Override,
+    OverrideMode,
+    PersonFeed,
+    Schedule,
+    ShiftUnit,
+)
 from escalation.models.webhooks import WebhookEvent, WebhookKind
 
 __all__ = [
@@ -38,4 +47,5 @@ __all__ = [
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
     "PageState", "Person", "Roster", "RosterMember", "Sender", "WebhookEvent", "WebhookKind",
     "validate_address", "validate_sender",
+    "Layer", "LayerParticipant", "Override", "OverrideMode", "PersonFeed", "Schedule", "ShiftUnit",
 ]

@@ -11,6 +11,7 @@ from django.utils import timezone
 from escalation.engine.events import record_event
 from escalation.engine.plan import person_window_seconds, personal_text, text_limit
 from escalation.engine.wakeup import notify_workers
+from escalation.services.schedules import resolve_members
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
     Channel,
@@ -30,12 +31,14 @@ class FireRefused(ValidationError):
     """Firing was refused before anything was created; the message says why, naming the person."""
 
 
-def _build_plan(roster: Roster, message: str) -> dict:
+def _build_plan(roster: Roster, message: str, now: datetime) -> dict:
     senders = dict(Sender.objects.values_list("channel_type", "sender_id"))
-    members = [m for m in roster.ordered_members() if m.person.is_active]
+    # Schedules become whoever is on call in them now; the plan freezes that, like everything else.
+    members, skipped = resolve_members(roster.ordered_members(), at=now)
     if not members:
-        raise FireRefused(f"Roster {roster.name} has no active people to page.")
-    channels_by_person: dict[int, list] = {m.person_id: [] for m in members}
+        reasons = " ".join(skipped)
+        raise FireRefused(f"Roster {roster.name} has no active people to page." + (f" {reasons}" if reasons else ""))
+    channels_by_person: dict[int, list] = {m.person.pk: [] for m in members}
     for channel in (
         Channel.objects.filter(person_id__in=channels_by_person)
         .order_by("position", "id")
@@ -69,21 +72,23 @@ def _build_plan(roster: Roster, message: str) -> dict:
                  "condition": c.condition, "sender": senders.get(c.type, "")}
                 for c in channels
             ],
+            **({"via": member.via} if member.via else {}),
         })
     if problems:
         raise FireRefused(list(dict.fromkeys(problems)))
-    return {"rounds": roster.rounds, "people": people}
+    return {"rounds": roster.rounds, "people": people, **({"skipped": skipped} if skipped else {})}
 
 
-def fire_preview(*, roster: Roster, message: str) -> list[dict]:
+def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -> list[dict]:
     """Who would be paged, in which order, on which channels, and how long each step waits.
 
     Raises FireRefused exactly as escalation_fire would.
     """
-    plan = _build_plan(roster, message)
+    plan = _build_plan(roster, message, now or timezone.now())
     return [
         {
             "name": person["name"],
+            "via": person.get("via", {}).get("text", ""),
             "wait_seconds": person_window_seconds(person),
             "channels": [
                 {**channel, "type_label": ChannelType(channel["type"]).label,
@@ -110,7 +115,7 @@ def escalation_fire(
     message = message.strip()
     if not message:
         raise FireRefused("The message is empty.")
-    plan = _build_plan(roster, message)
+    plan = _build_plan(roster, message, now)
     with transaction.atomic():
         escalation = Escalation.objects.create(
             roster=roster,
@@ -129,6 +134,11 @@ def escalation_fire(
         record_event(escalation, EventKind.FIRED,
                      f"Fired by {escalation.fired_by_name or 'unknown'}: {names}; "
                      f"{plan['rounds']} round(s), via {escalation.get_api_display()}.", at=now)
+        for person in plan["people"]:
+            if "via" in person:
+                record_event(escalation, EventKind.NOTE, f"{person['name']} — {person['via']['text']}.", at=now)
+        for reason in plan.get("skipped", []):
+            record_event(escalation, EventKind.NOTE, reason, at=now)
         notify_workers()
     return escalation
 
