@@ -11,7 +11,6 @@ from django.utils import timezone
 from escalation.engine.events import record_event
 from escalation.engine.plan import person_window_seconds, personal_text, text_limit
 from escalation.engine.wakeup import notify_workers
-from escalation.services.schedules import resolve_members
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
     Channel,
@@ -25,6 +24,7 @@ from escalation.models import (
     Roster,
     Sender,
 )
+from escalation.services.schedules import resolve_members
 
 
 class FireRefused(ValidationError):
