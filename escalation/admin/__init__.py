@@ -6,4 +6,5 @@ action and button from `fire`). `escalations`: the delivery history (escalations
 
 import escalation.admin.escalations  # noqa: F401  (history: escalations and raw webhooks)
 import escalation.admin.integrations  # noqa: F401  (Integration admin: URL, token rotation)
+import escalation.admin.schedules  # noqa: F401  (schedules, layers, overrides, covering a shift, feeds)
 from escalation.admin import people  # noqa: F401  (registers the ModelAdmins)

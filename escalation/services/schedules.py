@@ -10,6 +10,7 @@ from django.utils import timezone
 from escalation.models import Layer, LayerParticipant, Override, Person, RosterMember, Schedule
 from escalation.schedules import shifts
 from escalation.schedules.load import LoadedSchedule, load_schedules, rotation_of
+from escalation.schedules.picture import Picture, build_picture
 
 # Overrides further than this from the instant asked about only move the "since"/"until" of a shift that
 # is already longer than this; loading them all would make every fire read a schedule's whole history.
@@ -133,3 +134,10 @@ def resolve_members(members: list[RosterMember], *, at: datetime) -> tuple[list[
                     "text": f"on call in {now.schedule_name} until {now.until_text()}",
                 }))
     return resolved, skipped
+
+
+def schedule_picture(schedule: Schedule, *, now: datetime | None = None, days: int = 14) -> Picture:
+    """The schedule page's picture of the next `days` days from local midnight, in a fixed number of queries."""
+    now = now or timezone.now()
+    loaded = load_schedules([schedule.pk], start=now - timedelta(days=2), end=now + timedelta(days=days + 2))
+    return build_picture(loaded[schedule.pk], now=now, days=days)
