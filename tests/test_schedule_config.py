@@ -15,8 +15,9 @@ pytestmark = pytest.mark.django_db
 SCHEDULED = {
     "FROM": {"SMS": "OnCall", "WHATSAPP": "447700900000"},
     "USERS": [{"schedule": "Primary"},
-              {"name": "Anna", "channels": [{"type": "whatsapp", "id_num": "447700900005"},
-                                            {"type": "sms", "id_num": "447700900006", "condition_status": "delivered"}]}],
+              {"name": "Anna", "channels": [
+                  {"type": "whatsapp", "id_num": "447700900005"},
+                  {"type": "sms", "id_num": "447700900006", "condition_status": "delivered"}]}],
     "PEOPLE": [{"name": "Tony", "channels": [{"type": "sms", "id_num": "447700900001", "condition_status": "delivered"},
                                              {"type": "whatsapp", "id_num": "447700900003"}]}],
     "SCHEDULES": [{"name": "Primary", "time_zone": "Europe/London", "layers": [
