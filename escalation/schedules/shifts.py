@@ -32,11 +32,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from functools import cache
 from itertools import pairwise
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 PersonKey = Hashable
@@ -107,12 +108,12 @@ class Rules:
         return zone_info(self.zone)
 
 
-@dataclass(frozen=True)
-class Shift:
+class Shift(NamedTuple):
     """A stretch of time with the same people on call for the same reason.
 
     `layer` is the winning layer's index (None where nobody's rotation applies), `shift_number` its
     rotation shift, `overrides` the keys of the overrides that changed the result. `people` empty is a gap.
+    A named tuple, not a dataclass: a year of a busy schedule makes thousands, and this is the cheap kind.
     """
 
     start: datetime
@@ -120,7 +121,7 @@ class Shift:
     people: tuple[PersonKey, ...]
     layer: int | None = None
     shift_number: int | None = None
-    overrides: tuple[Hashable, ...] = field(default=())
+    overrides: tuple[Hashable, ...] = ()
 
     @property
     def is_gap(self) -> bool:
@@ -211,9 +212,10 @@ def layer_shifts(rules: Rules, layer_index: int, start: datetime, end: datetime)
         return []
     shifts = []
     number = shift_number_at(rotation, tz, start)
-    shift_start = handoff(rotation, tz, number)
+    length, first = rotation.length, rotation.first_handoff
+    shift_start = local_to_instant(first + number * length, tz)
     while shift_start < end:
-        shift_end = handoff(rotation, tz, number + 1)
+        shift_end = local_to_instant(first + (number + 1) * length, tz)
         if shift_end > shift_start:
             shifts.append(Shift(max(shift_start, start), min(shift_end, end), (rotation.participant(number),),
                                 layer_index, number))
@@ -234,7 +236,7 @@ def _intersect(shifts: list[Shift], windows: list[tuple[datetime, datetime]]) ->
         window_start, window_end = windows[window_index]
         piece_start, piece_end = max(shift.start, window_start), min(shift.end, window_end)
         if piece_start < piece_end:
-            pieces.append(replace(shift, start=piece_start, end=piece_end))
+            pieces.append(Shift(piece_start, piece_end, shift.people, shift.layer, shift.shift_number))
         if shift.end <= window_end:
             shift_index += 1
         else:
@@ -278,6 +280,7 @@ def shifts_between(rules: Rules, start: datetime, end: datetime) -> list[Shift]:
     next_override = 0
     active: list[tuple[int, Override]] = []
     result: list[Shift] = []
+    last: Shift | None = None
     for segment_start, segment_end in pairwise(ordered):
         winner: Shift | None = None
         for index, lane in enumerate(lanes):
@@ -287,24 +290,29 @@ def shifts_between(rules: Rules, start: datetime, end: datetime) -> list[Shift]:
             cursors[index] = cursor
             if winner is None and cursor < len(lane) and lane[cursor].start <= segment_start:
                 winner = lane[cursor]
+        changed = False
         while next_override < len(overrides) and overrides[next_override][1].start <= segment_start:
             active.append(overrides[next_override])
             next_override += 1
-        active = [item for item in active if item[1].end > segment_start]
-        active.sort(key=lambda item: item[0])
-        base = winner.people if winner else ()
-        people, keys = _apply_overrides(base, (o for _, o in active))
-        layer = winner.layer if winner else None
-        number = winner.shift_number if winner else None
-        if any(o.mode == OverrideMode.REPLACE for _, o in active):
-            # A replace wipes whatever the layers said, so the layer's shift is no reason for this result.
-            layer, number = None, None
-        last = result[-1] if result else None
+            changed = True
+        if active and (changed or any(o.end <= segment_start for _, o in active)):
+            active = sorted(item for item in active if item[1].end > segment_start)
+        if winner is not None:
+            people, layer, number = winner.people, winner.layer, winner.shift_number
+        else:
+            people, layer, number = (), None, None
+        keys: tuple = ()
+        if active:
+            people, keys = _apply_overrides(people, (o for _, o in active))
+            if any(o.mode == OverrideMode.REPLACE for _, o in active):
+                # A replace wipes whatever the layers said, so the layer's shift is no reason for this result.
+                layer, number = None, None
         if (last is not None and last.people == people and last.layer == layer
                 and last.shift_number == number and last.overrides == keys):
-            result[-1] = replace(last, end=segment_end)
+            last = result[-1] = Shift(last.start, segment_end, people, layer, number, keys)
         else:
-            result.append(Shift(segment_start, segment_end, people, layer, number, keys))
+            last = Shift(segment_start, segment_end, people, layer, number, keys)
+            result.append(last)
     return result
 
 
@@ -327,8 +335,9 @@ def on_call_at(rules: Rules, at: datetime) -> OnCall:
 
 
 def _initial_reach(rules: Rules) -> timedelta:
-    longest = max((rotation.length for rotation in rules.layers), default=timedelta(days=1))
-    return max(longest, timedelta(days=1)) + timedelta(days=1)
+    # Small first: the shift around an instant of a many-layered schedule usually ends within hours, and a
+    # longer one costs a few more rounds of a cheap computation.
+    return timedelta(hours=12)
 
 
 def person_shifts(shifts: Sequence[Shift], person: PersonKey) -> list[Shift]:
