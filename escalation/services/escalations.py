@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from escalation.engine.events import record_event
+from escalation.engine.events import new_event, record_event
 from escalation.engine.plan import person_window_seconds, personal_text, text_limit
 from escalation.engine.wakeup import notify_workers
 from escalation.models import (
@@ -17,6 +17,7 @@ from escalation.models import (
     ChannelType,
     Escalation,
     EscalationState,
+    Event,
     EventKind,
     Page,
     PageState,
@@ -134,11 +135,10 @@ def escalation_fire(
         record_event(escalation, EventKind.FIRED,
                      f"Fired by {escalation.fired_by_name or 'unknown'}: {names}; "
                      f"{plan['rounds']} round(s), via {escalation.get_api_display()}.", at=now)
-        for person in plan["people"]:
-            if "via" in person:
-                record_event(escalation, EventKind.NOTE, f"{person['name']} — {person['via']['text']}.", at=now)
-        for reason in plan.get("skipped", []):
-            record_event(escalation, EventKind.NOTE, reason, at=now)
+        # Who each schedule resolved to, and what was skipped: one INSERT, however many schedules.
+        notes = [f"{p['name']} — {p['via']['text']}." for p in plan["people"] if "via" in p]
+        Event.objects.bulk_create(new_event(escalation, EventKind.NOTE, text, at=now)
+                                  for text in [*notes, *plan.get("skipped", [])])
         notify_workers()
     return escalation
 

@@ -15,6 +15,7 @@ from escalation.schedules.picture import Picture, build_picture
 # Overrides further than this from the instant asked about only move the "since"/"until" of a shift that
 # is already longer than this; loading them all would make every fire read a schedule's whole history.
 ON_CALL_WINDOW = timedelta(days=60)
+NEAR_WINDOW = timedelta(days=8)  # a weekly shift fits, with its neighbours
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class OnCallNow:
     people: list[tuple[int, str]]  # (person id, name), in order
     until: datetime | None
     layer_name: str = ""
+    since: datetime | None = None
 
     def until_text(self) -> str:
         """'Mon 09:00 (Europe/London)', or 'further notice' when nothing changes within the horizon."""
@@ -40,14 +42,33 @@ def on_call_from(loaded: LoadedSchedule, at: datetime) -> OnCallNow:
     if now.layer is not None:
         layer_name = str(loaded.layers[now.layer])
     return OnCallNow(loaded.schedule.pk, loaded.schedule.name, loaded.schedule.time_zone,
-                     list(zip(now.people, loaded.people_names(now.people), strict=True)), now.until, layer_name)
+                     list(zip(now.people, loaded.people_names(now.people), strict=True)), now.until, layer_name,
+                     now.since)
 
 
 def schedules_on_call(schedule_ids: list[int], *, at: datetime | None = None) -> dict[int, OnCallNow]:
-    """Who is on call in each schedule at `at` (default now), in a fixed number of queries."""
+    """Who is on call in each schedule at `at` (default now), in a fixed number of queries per round.
+
+    Overrides are read for eight days around `at` first: a shift whose both ends fall inside that window
+    cannot be changed by an override outside it. Only schedules whose shift reaches past it are read again
+    with the whole window (a long shift, a long gap).
+    """
     at = at or timezone.now()
-    loaded = load_schedules(schedule_ids, start=at - ON_CALL_WINDOW, end=at + ON_CALL_WINDOW)
-    return {pk: on_call_from(entry, at) for pk, entry in loaded.items()}
+    found: dict[int, OnCallNow] = {}
+    wanted = list(schedule_ids)
+    for window in (NEAR_WINDOW, ON_CALL_WINDOW):
+        loaded = load_schedules(wanted, start=at - window, end=at + window)
+        for pk, entry in loaded.items():
+            found[pk] = on_call_from(entry, at)
+        wanted = [pk for pk, now in found.items() if pk in loaded and not _inside(now, at, window)]
+        if not wanted:
+            break
+    return found
+
+
+def _inside(now: OnCallNow, at: datetime, window: timedelta) -> bool:
+    return (now.since is not None and now.until is not None
+            and now.since > at - window and now.until < at + window)
 
 
 def schedule_on_call(schedule: Schedule, *, at: datetime | None = None) -> OnCallNow:
