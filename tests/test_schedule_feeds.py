@@ -5,12 +5,20 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 from icalendar import Calendar
 
-from escalation.models import Layer, Override, PersonFeed
+from escalation.models import Layer, Override
 from escalation.schedules import shifts
 from escalation.schedules.load import load_schedules
-from escalation.services.schedule_feeds import FEED_AHEAD, FEED_BEHIND, person_feed, schedule_feed
+from escalation.services.schedule_feeds import (
+    FEED_AHEAD,
+    FEED_BEHIND,
+    person_feed,
+    person_feed_rotate,
+    person_feed_token,
+    schedule_feed,
+)
 from tests.personas import ANNA, MICHAEL, TONY, make_person
 from tests.schedule_personas import make_schedule
 
@@ -68,10 +76,16 @@ def test_it_feeds_a_person_only_their_own_shifts(client, primary):
     feed = events(person_feed(anna, now=NOW))
     assert [(s, b, e) for s, b, e, _ in feed] == [("Anna on call: Primary", NOW + timedelta(days=3),
                                                    NOW + timedelta(days=3, hours=5))]
-    token = PersonFeed.objects.get(person=anna).token if PersonFeed.objects.filter(person=anna).exists() else None
-    assert token is None  # created when first shown
-    response = client.get(reverse("person-feed", args=["not-a-token"]))
-    assert response.status_code == 404
+    soon = timezone.now().replace(microsecond=0) + timedelta(days=1)
+    Override.objects.create(schedule=primary, person=anna, start=soon, end=soon + timedelta(hours=2))
+    token = person_feed_token(anna)
+    response = client.get(reverse("person-feed", args=[token]))  # served at the real now
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/calendar")
+    assert [(s, b, e) for s, b, e, _ in events(response.content)] == [
+        ("Anna on call: Primary", soon, soon + timedelta(hours=2))]
+    person_feed_rotate(anna)
+    assert client.get(reverse("person-feed", args=[token])).status_code == 404
+    assert client.get(reverse("person-feed", args=["not-a-token"])).status_code == 404
 
 
 def test_it_prints_who_is_on_call_from_the_command_line(primary, capsys):
