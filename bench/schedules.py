@@ -65,9 +65,9 @@ def make_data():
         Channel.objects.create(person=person, position=1, type="sms", address=f"4477009002{number:02d}",
                                condition="delivered")
         people.append(person)
-    shapes = [  # (length, unit, restriction)
-        (1, "weeks", None), (1, "days", None), (12, "hours", None),
+    shapes = [  # (length, unit, restriction), in priority order: restricted layers over around-the-clock ones
         (1, "weeks", ("0,1,2,3,4", clock(9), clock(17))), (1, "days", ("", clock(22), clock(6))),
+        (12, "hours", ("5,6", clock(0), clock(0))), (1, "days", None), (1, "weeks", None),
     ]
     now = timezone.now()
     rng = random.Random(16)

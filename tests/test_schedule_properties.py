@@ -181,6 +181,8 @@ def test_it_says_on_call_at_t_is_the_shift_containing_t(data):
             assert now.since == containing.start
         if containing.end < end:
             assert now.until == containing.end
+        ahead = on_call_at(rules, at, find_since=False)  # as the fire plan asks: the same answer
+        assert (ahead.people, ahead.until) == (now.people, now.until)
 
 
 @LOOKUPS

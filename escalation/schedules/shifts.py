@@ -263,7 +263,11 @@ def shifts_between(rules: Rules, start: datetime, end: datetime) -> list[Shift]:
     """
     if start >= end:
         return []
-    lanes = [layer_shifts(rules, index, start, end) for index in range(len(rules.layers))]
+    lanes = []
+    for index, rotation in enumerate(rules.layers):
+        lanes.append(layer_shifts(rules, index, start, end))
+        if rotation.restriction is None and rotation.participants:
+            break  # a layer on call around the clock hides every layer under it
     overrides = [(position, o) for position, o in enumerate(rules.overrides) if o.start < end and o.end > start
                  and o.start < o.end]
     points = {start, end}
@@ -316,19 +320,24 @@ def shifts_between(rules: Rules, start: datetime, end: datetime) -> list[Shift]:
     return result
 
 
-def on_call_at(rules: Rules, at: datetime) -> OnCall:
-    """Who is on call at instant `at`: exactly the shift of `shifts_between` that contains it."""
+def on_call_at(rules: Rules, at: datetime, *, find_since: bool = True) -> OnCall:
+    """Who is on call at instant `at`: exactly the shift of `shifts_between` that contains it.
+
+    `find_since=False` leaves `since` unknown (None) and saves looking back for it (the fire plan only
+    says until when).
+    """
     back = forward = _initial_reach(rules)
     while True:
         shifts = shifts_between(rules, at - back, at + forward)
         index = bisect_right([s.start for s in shifts], at) - 1
         shift = shifts[index]
         starts_inside, ends_inside = index > 0, index < len(shifts) - 1
-        if (starts_inside or back >= HORIZON) and (ends_inside or forward >= HORIZON):
+        if ((starts_inside or back >= HORIZON or not find_since)
+                and (ends_inside or forward >= HORIZON)):
             return OnCall(shift.people, shift.start if starts_inside else None,
                           shift.end if ends_inside else None, shift.layer, shift.overrides)
         # Look further only on the side whose end is not found yet (a long gap or a long override).
-        if not starts_inside:
+        if not starts_inside and find_since:
             back = min(back * 4, HORIZON)
         if not ends_inside:
             forward = min(forward * 4, HORIZON)

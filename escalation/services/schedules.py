@@ -36,8 +36,8 @@ class OnCallNow:
         return f"{local:%a %d %b %H:%M} ({self.zone})"
 
 
-def on_call_from(loaded: LoadedSchedule, at: datetime) -> OnCallNow:
-    now = shifts.on_call_at(loaded.rules, at)
+def on_call_from(loaded: LoadedSchedule, at: datetime, *, find_since: bool = False) -> OnCallNow:
+    now = shifts.on_call_at(loaded.rules, at, find_since=find_since)
     layer_name = ""
     if now.layer is not None:
         layer_name = str(loaded.layers[now.layer])
@@ -49,8 +49,8 @@ def on_call_from(loaded: LoadedSchedule, at: datetime) -> OnCallNow:
 def schedules_on_call(schedule_ids: list[int], *, at: datetime | None = None) -> dict[int, OnCallNow]:
     """Who is on call in each schedule at `at` (default now), in a fixed number of queries per round.
 
-    Overrides are read for eight days around `at` first: a shift whose both ends fall inside that window
-    cannot be changed by an override outside it. Only schedules whose shift reaches past it are read again
+    Overrides are read for eight days around `at` first: an override outside that window cannot change who
+    is on call at `at`, nor an `until` inside it. Only schedules whose shift reaches past it are read again
     with the whole window (a long shift, a long gap).
     """
     at = at or timezone.now()
@@ -67,8 +67,8 @@ def schedules_on_call(schedule_ids: list[int], *, at: datetime | None = None) ->
 
 
 def _inside(now: OnCallNow, at: datetime, window: timedelta) -> bool:
-    return (now.since is not None and now.until is not None
-            and now.since > at - window and now.until < at + window)
+    # Overrides outside the window cannot change who is on call at `at`, only an `until` beyond it.
+    return now.until is not None and now.until < at + window
 
 
 def schedule_on_call(schedule: Schedule, *, at: datetime | None = None) -> OnCallNow:
