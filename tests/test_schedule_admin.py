@@ -5,6 +5,7 @@ from datetime import date, time, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -137,3 +138,9 @@ def test_it_lists_a_schedule_among_a_roster_s_members(admin_client, people, prim
     page = admin_client.get(reverse("admin:escalation_roster_changelist")).content.decode()
     assert "on call in Primary → Anna" in page
     assert Schedule.objects.count() == 1 and Person.objects.filter(name="Anna").exists()
+
+
+def test_it_shows_who_is_on_call_only_to_those_who_may_view_schedules(client, primary):
+    client.force_login(User.objects.create(username="trainee", is_staff=True))
+    index = client.get(reverse("admin:index")).content.decode()
+    assert "On call now" not in index and "Michael" not in index
