@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from escalation.models import (
     Event,
     Integration,
     Message,
+    Override,
     Person,
     Roster,
     Sender,
@@ -44,6 +46,7 @@ from tests.applying import apply_stored_webhooks
 from tests.conftest import TEST_SIGNATURE_SECRET
 from tests.history_rows import active_escalation
 from tests.personas import MICHAEL, TONY, make_roster
+from tests.schedule_personas import make_schedule
 from tests.signing import vonage_signature
 from tests.test_webhooks import T0, paged, sent, v1_status
 
@@ -52,6 +55,7 @@ pytestmark = pytest.mark.django_db
 # The demo's phones lookup is answered only when DEMO_PHONES_URL is set (404 otherwise) and only for message uuids,
 # which are random: it says which escalation a message belongs to and its state (test_phones_escalations.py).
 PUBLIC = {"webhook-status", "webhook-inbound", "integration-receive", "demo-phones-escalations"}
+CALENDAR_FEEDS = {"schedule-feed", "person-feed"}  # secret URLs too, but GET only: nothing for CSRF to guard
 OPEN_ADMIN_PAGES = {"login", "logout"}  # logging in, and logging out (a POST that ends a session if there is one)
 
 
@@ -76,7 +80,10 @@ def objects() -> dict[str, object]:
     integration = Integration.objects.create(name="prometheus", roster=roster, format="alertmanager")
     Escalation.objects.filter(pk=escalation.pk).update(integration=integration, dedup_key="disk")
     person = Person.objects.get(name="Tony")
+    schedule = make_schedule("Primary", [person])
     return {
+        "schedule": schedule, "layer": schedule.layers.get(),
+        "override": Override.objects.create(schedule=schedule, person=person, start=T0, end=T0 + timedelta(hours=1)),
         "person": person, "roster": roster, "sender": Sender.objects.first(), "escalation": escalation,
         "integration": integration, "user": User.objects.create(username="someone"),
         "group": Group.objects.create(name="on-call"),
@@ -101,6 +108,8 @@ def admin_urls(objects: dict[str, object]) -> dict[str, str]:
         if "object_id" in kwargs or "id" in kwargs:
             key = "object_id" if "object_id" in kwargs else "id"
             kwargs[key] = objects[model].pk
+        if "person_id" in kwargs:
+            kwargs["person_id"] = objects["person"].pk
         if "app_label" in kwargs:
             kwargs["app_label"] = "escalation"
         if "digest" in kwargs:
@@ -123,7 +132,7 @@ def test_the_walk_finds_the_custom_admin_pages(objects):
 def test_the_only_public_urls_are_the_signed_or_secret_endpoints():
     outside_admin = {pattern.name for namespace, pattern in patterns() if namespace != "admin"}
     # The root only redirects to the admin.
-    assert outside_admin == PUBLIC | {None}
+    assert outside_admin == PUBLIC | CALENDAR_FEEDS | {None}
     assert Client().get("/").url == "/admin/"
 
 
@@ -155,7 +164,8 @@ def test_a_logged_in_user_who_is_not_staff_gets_no_page_either(objects, client):
 
 def test_staff_without_permissions_see_no_data(objects, client):
     client.force_login(User.objects.create(username="trainee", is_staff=True))
-    secrets = [objects["integration"].token, "23037543461244470", "Disk full on db-1"]
+    secrets = [objects["integration"].token, "23037543461244470", "Disk full on db-1",
+               objects["schedule"].feed_token]
     for name, url in admin_urls(objects).items():
         response = client.get(url)
         assert response.status_code in (200, 302, 403, 404, 405), (name, response.status_code)

@@ -9,6 +9,7 @@ from django.contrib import admin
 import escalation.admin.alerts  # noqa: F401  (alerts from monitoring, the notifications received)
 import escalation.admin.escalations  # noqa: F401  (history: escalations and raw webhooks)
 import escalation.admin.integrations  # noqa: F401  (Integration admin: URL, token rotation)
+import escalation.admin.schedules  # noqa: F401  (schedules, layers, overrides, covering a shift, feeds)
 from escalation.admin import people  # noqa: F401  (registers the ModelAdmins)
 
 # The product's name, not "Django administration": it is what someone paged at 3 a.m. sees first.

@@ -80,7 +80,7 @@ class RosterMemberInlineFormSet(BaseInlineFormSet):
         seen = set()
         for form in _kept_forms(self):
             person = form.cleaned_data.get("person")
-            if person is None:
+            if person is None:  # a schedule: its own uniqueness is the model formset's check
                 continue
             if person.pk in seen:
                 raise ValidationError(f"{person.name} is listed twice; a person can be on a roster only once.")
@@ -91,7 +91,7 @@ class RosterMemberInlineFormSet(BaseInlineFormSet):
 class RosterMemberInline(admin.TabularInline):
     model = RosterMember
     formset = RosterMemberInlineFormSet
-    fields = ("position", "person", "channels")
+    fields = ("position", "person", "schedule", "channels")
     readonly_fields = ("channels",)
     extra = 1
     classes = ("reorderable",)
@@ -102,6 +102,8 @@ class RosterMemberInline(admin.TabularInline):
 
     @admin.display(description="channels, in order")
     def channels(self, member: RosterMember) -> str:
+        if member.schedule_id is not None:
+            return "whoever is on call then"
         if member.person_id is None:
             return "-"
         return channels_summary(list(member.person.channels.order_by("position", "id")))
@@ -210,12 +212,14 @@ class RosterAdmin(RosterFireMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).annotate(member_total=Count("members")).prefetch_related(
-            Prefetch("members", queryset=RosterMember.objects.select_related("person").order_by("position", "id")),
+            Prefetch("members", queryset=RosterMember.objects.select_related("person", "schedule")
+                     .order_by("position", "id")),
         )
 
     @admin.display(description="people, in order")
     def member_list(self, roster: Roster) -> str:
-        return " → ".join(m.person.name for m in roster.members.all()) or "nobody yet"
+        return " → ".join(m.person.name if m.person else f"on call in {m.schedule.name}"
+                          for m in roster.members.all()) or "nobody yet"
 
     @admin.display(description="people", ordering="member_total")
     def member_count(self, roster: Roster) -> int:

@@ -33,6 +33,15 @@ from escalation.models.runs import (
     Page,
     PageState,
 )
+from escalation.models.schedules import (
+    Layer,
+    LayerParticipant,
+    Override,
+    OverrideMode,
+    PersonFeed,
+    Schedule,
+    ShiftUnit,
+)
 from escalation.models.webhooks import WebhookEvent, WebhookKind
 from escalation.models.windows import InboundContact
 from escalation.models.workers import WorkerHeartbeat
@@ -44,4 +53,5 @@ __all__ = [
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
     "InboundContact", "PageState", "Person", "Roster", "RosterMember", "Sender", "StopRule", "WebhookEvent",
     "WebhookKind", "WorkerHeartbeat", "short_label", "validate_address", "validate_sender",
+    "Layer", "LayerParticipant", "Override", "OverrideMode", "PersonFeed", "Schedule", "ShiftUnit",
 ]

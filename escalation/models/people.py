@@ -169,24 +169,34 @@ class Roster(models.Model):
         return self.name
 
     def ordered_members(self) -> list["RosterMember"]:
-        return list(self.members.select_related("person").order_by("position", "id"))
+        return list(self.members.select_related("person", "schedule").order_by("position", "id"))
 
 
 class RosterMember(models.Model):
+    """One place on a roster: a person, or a schedule ("whoever is on call in Primary" at fire time)."""
+
     roster = models.ForeignKey(Roster, on_delete=models.CASCADE, related_name="members")
-    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="memberships")
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="memberships", null=True, blank=True)
+    schedule = models.ForeignKey("escalation.Schedule", on_delete=models.PROTECT, related_name="memberships",
+                                 null=True, blank=True, help_text="Instead of a person: whoever is on call in it.")
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["roster", "position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["roster", "person"], name="roster_member_once"),
+            models.UniqueConstraint(fields=["roster", "schedule"], name="roster_schedule_once"),
+            models.CheckConstraint(condition=Q(person__isnull=False, schedule__isnull=True)
+                                   | Q(person__isnull=True, schedule__isnull=False),
+                                   name="roster_member_person_or_schedule"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.roster} #{self.position}: {self.person}"
+        return f"{self.roster} #{self.position}: {self.person or self.schedule}"
 
     def clean(self) -> None:
+        if (self.person_id is None) == (self.schedule_id is None):
+            raise ValidationError("Choose a person or a schedule (one of them).")
         if self.person_id is None:
             return
         count = Channel.objects.filter(person_id=self.person_id).count()

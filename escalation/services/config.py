@@ -27,12 +27,14 @@ from escalation.models import (
     Person,
     Roster,
     RosterMember,
+    Schedule,
     Sender,
 )
 from escalation.models.channels import DEFAULT_EXPIRY_SECONDS
 from escalation.models.people import count_of
 from escalation.services.config_senders import KEYS as SETTING_KEYS
 from escalation.services.config_senders import export_sender_settings, parse_sender_settings
+from escalation.services.schedule_config import ParsedSchedule, export_schedule, parse_schedules, write_schedules
 
 # A real roster file is a few kilobytes; the cap keeps a hostile file from eating memory.
 MAX_CONFIG_BYTES = 1_000_000
@@ -44,7 +46,9 @@ FROM_KEYS = {
     "SMS": ChannelType.SMS,
 }
 APP_ENVIRONMENT = ("VONAGE_APPLICATION_ID", "VONAGE_PRIVATE_KEY_PATH")
-TOP_KEYS = {"APP", "FROM", "USERS"}
+# PEOPLE (people who are not on the roster, e.g. only in a schedule) and SCHEDULES are ours, not the seed's:
+# see escalation/services/schedule_config.py. A USERS entry {"schedule": NAME} puts a schedule on the roster.
+TOP_KEYS = {"APP", "FROM", "USERS", "PEOPLE", "SCHEDULES"}
 USER_KEYS = {"name", "channels"}
 CHANNEL_KEYS = {"type", "id_num", "condition_status", "expiry_time"}
 # Errors name the file's keys, not the model's fields.
@@ -73,6 +77,9 @@ class ParsedConfig:
     has_app: bool
     # Optional: a WhatsApp template, a Messenger tag (config_senders.py), as Sender field values by channel.
     sender_settings: dict[str, dict] = field(default_factory=dict)
+    people: list[ParsedUser] = field(default_factory=list)  # PEOPLE: not on the roster
+    schedules: list[ParsedSchedule] = field(default_factory=list)
+    order: list[tuple[str, str]] = field(default_factory=list)  # the roster: ("person" | "schedule", name)
 
 
 @dataclass
@@ -261,19 +268,41 @@ def config_parse(*, raw: bytes) -> ParsedConfig:
     raw_users = data.get("USERS")
     if not isinstance(raw_users, list) or not raw_users:
         raise ConfigError([*problems, "USERS: must be a non-empty list of users."])
-    users, seen = [], set()
-    for number, raw_user in enumerate(raw_users, start=1):
-        user, user_problems = _parse_user(raw_user, f"USERS user {number}")
+    raw_people = data.get("PEOPLE", [])
+    if not isinstance(raw_people, list):
+        problems.append("PEOPLE: must be a list of people (like USERS, but not on the roster).")
+        raw_people = []
+    users, people, order, seen = [], [], [], set()
+    entries = [("USERS user", n, u) for n, u in enumerate(raw_users, start=1)]
+    entries += [("PEOPLE person", n, u) for n, u in enumerate(raw_people, start=1)]
+    roster_schedules = []
+    for label, number, raw_user in entries:
+        if label == "USERS user" and isinstance(raw_user, dict) and set(raw_user) == {"schedule"}:
+            roster_schedules.append((number, raw_user["schedule"]))
+            order.append(("schedule", raw_user["schedule"]))
+            continue
+        user, user_problems = _parse_user(raw_user, f"{label} {number}")
         problems += user_problems
         if user is None:
             continue
         if user.name in seen:
-            problems.append(f"USERS user {number} {_shown(user.name)}: the name is listed twice; names must be unique.")
+            problems.append(f"{label} {number} {_shown(user.name)}: the name is listed twice; names must be unique.")
         seen.add(user.name)
-        users.append(user)
+        (users if label == "USERS user" else people).append(user)
+        if label == "USERS user":
+            order.append(("person", user.name))
+    schedules, schedule_problems = parse_schedules(data.get("SCHEDULES", []), seen)
+    problems += schedule_problems
+    defined = {schedule.name for schedule in schedules}
+    for number, name in roster_schedules:
+        if not isinstance(name, str) or name not in defined:
+            problems.append(f"USERS user {number}: schedule {_shown(name)} is not one of the file's SCHEDULES.")
+    if len(set(order)) != len(order):
+        problems.append("USERS: a schedule is listed twice; a roster lists each schedule once.")
     if problems:
         raise ConfigError(problems)
-    return ParsedConfig(senders=senders, users=users, has_app="APP" in data, sender_settings=settings)
+    return ParsedConfig(senders=senders, users=users, has_app="APP" in data, sender_settings=settings, people=people,
+                        schedules=schedules, order=order)
 
 
 def config_import(*, raw: bytes, roster_name: str = DEFAULT_ROSTER_NAME) -> ConfigImported:
@@ -301,15 +330,17 @@ def _write(parsed: ParsedConfig, roster_name: str) -> ConfigImported:
         Sender.objects.update_or_create(channel_type=channel_type, defaults={
             "sender_id": sender_id, **parsed.sender_settings.get(channel_type, {})})
         result.senders.append(channel_type)
-    people = []
-    for user in parsed.users:
+    people = {}
+    for user in [*parsed.users, *parsed.people]:
         person, created = Person.objects.get_or_create(name=user.name)
         (result.created if created else result.updated).append(person.name)
         _replace_channels(person, user.channels)
         result.channel_count += len(user.channels)
         result.warnings += sms_read_warnings(person_name=person.name, channels=user.channels)
-        people.append(person)
-    result.removed_from_roster = _replace_members(roster, people)
+        people[person.name] = person
+    schedules = write_schedules(parsed.schedules, people)
+    members = [people[name] if kind == "person" else schedules[name] for kind, name in parsed.order]
+    result.removed_from_roster = _replace_members(roster, members)
     return result
 
 
@@ -327,20 +358,35 @@ def _replace_channels(person: Person, channels: list[Channel]) -> None:
     Channel.objects.bulk_create(channels[len(existing):])
 
 
-def _replace_members(roster: Roster, people: list[Person]) -> list[str]:
-    """Make `roster` list exactly `people` in order, keeping the rows of those already on it; returns the
-    names of those taken off."""
-    members = {m.person_id: m for m in roster.ordered_members()}
-    wanted = {person.pk for person in people}
-    removed = [m.person.name for pk, m in members.items() if pk not in wanted]
-    roster.members.exclude(person_id__in=wanted).delete()
-    for position, person in enumerate(people, start=1):
-        member = members.get(person.pk)
+def _replace_members(roster: Roster, wanted: list[Person | Schedule]) -> list[str]:
+    """Make `roster` list exactly `wanted` (people and schedules) in order, keeping the rows of those already
+    on it; returns the names of those taken off."""
+    def key(item: Person | Schedule) -> tuple[str, int]:
+        return ("schedule" if isinstance(item, Schedule) else "person", item.pk)
+
+    members = {("person", m.person_id) if m.person_id else ("schedule", m.schedule_id): m
+               for m in roster.ordered_members()}
+    wanted_keys = {key(item) for item in wanted}
+    removed = [str(m.person or m.schedule) for k, m in members.items() if k not in wanted_keys]
+    RosterMember.objects.filter(pk__in=[m.pk for k, m in members.items() if k not in wanted_keys]).delete()
+    for position, item in enumerate(wanted, start=1):
+        member = members.get(key(item))
         if member is None:
-            RosterMember.objects.create(roster=roster, person=person, position=position)
+            RosterMember.objects.create(roster=roster, position=position,
+                                        **{"schedule" if isinstance(item, Schedule) else "person": item})
         elif member.position != position:
             RosterMember.objects.filter(pk=member.pk).update(position=position)
     return removed
+
+
+def _user(person: Person) -> dict:
+    return {
+        "name": person.name,
+        "channels": [
+            {"type": c.type, "id_num": c.address, "condition_status": c.condition, "expiry_time": c.expiry_time}
+            for c in person.channels.order_by("position", "id")
+        ],
+    }
 
 
 def config_export(*, roster: Roster) -> dict:
@@ -348,17 +394,22 @@ def config_export(*, roster: Roster) -> dict:
     sender_rows = {sender.channel_type: sender for sender in Sender.objects.all()}
     senders = {key: sender_rows[t].sender_id for key, t in FROM_KEYS.items() if t in sender_rows}
     senders.update(export_sender_settings(sender_rows))
-    users = []
+    users, schedules = [], []
     for member in roster.ordered_members():
-        channels = member.person.channels.order_by("position", "id")
-        users.append({
-            "name": member.person.name,
-            "channels": [
-                {"type": c.type, "id_num": c.address, "condition_status": c.condition, "expiry_time": c.expiry_time}
-                for c in channels
-            ],
-        })
-    return {"FROM": senders, "USERS": users}
+        if member.schedule_id is not None:
+            users.append({"schedule": member.schedule.name})
+            schedules.append(export_schedule(member.schedule))
+        else:
+            users.append(_user(member.person))
+    config = {"FROM": senders, "USERS": users}
+    if schedules:
+        on_roster = {user["name"] for user in users if "name" in user}
+        participants = dict.fromkeys(name for schedule in schedules for layer in schedule["layers"]
+                                     for name in layer["participants"] if name not in on_roster)
+        config["PEOPLE"] = [_user(person) for person in
+                            sorted(Person.objects.filter(name__in=participants), key=lambda p: p.name)]
+        config["SCHEDULES"] = schedules
+    return config
 
 
 def config_dumps(config: dict) -> str:

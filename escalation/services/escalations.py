@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from escalation.engine.events import record_event
+from escalation.engine.events import new_event, record_event
 from escalation.engine.plan import page_text_length, person_window_seconds, text_limit
 from escalation.engine.wakeup import notify_workers
 from escalation.engine.windows import TemplateValues, choose, open_windows, sender_settings
@@ -20,6 +20,7 @@ from escalation.models import (
     ChannelType,
     Escalation,
     EscalationState,
+    Event,
     EventKind,
     Page,
     PageState,
@@ -28,19 +29,22 @@ from escalation.models import (
     Sender,
 )
 from escalation.models.people import count_of
+from escalation.services.schedules import resolve_members
 
 
 class FireRefused(ValidationError):
     """Firing was refused before anything was created; the message says why, naming the person."""
 
 
-def _build_plan(roster: Roster, message: str) -> dict:
+def _build_plan(roster: Roster, message: str, now: datetime) -> dict:
     sender_rows = {sender.channel_type: sender for sender in Sender.objects.all()}
     senders = {kind: sender.sender_id for kind, sender in sender_rows.items()}
-    members = [m for m in roster.ordered_members() if m.person.is_active]
+    # Schedules become whoever is on call in them now; the plan freezes that, like everything else.
+    members, skipped = resolve_members(roster.ordered_members(), at=now)
     if not members:
-        raise FireRefused(f"Roster {roster.name} has no active people to page.")
-    channels_by_person: dict[int, list] = {m.person_id: [] for m in members}
+        reasons = " ".join(skipped)
+        raise FireRefused(f"Roster {roster.name} has no active people to page." + (f" {reasons}" if reasons else ""))
+    channels_by_person: dict[int, list] = {m.person.pk: [] for m in members}
     for channel in (
         Channel.objects.filter(person_id__in=channels_by_person)
         .order_by("position", "id")
@@ -76,10 +80,12 @@ def _build_plan(roster: Roster, message: str) -> dict:
                  **sender_settings(sender_rows.get(c.type))}
                 for c in channels
             ],
+            **({"via": member.via} if member.via else {}),
         })
     if problems:
         raise FireRefused(list(dict.fromkeys(problems)))
-    return {"rounds": roster.rounds, "stop_on": roster.stop_on, "people": people}
+    return {"rounds": roster.rounds, "stop_on": roster.stop_on, "people": people,
+            **({"skipped": skipped} if skipped else {})}
 
 
 def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -> list[dict]:
@@ -88,8 +94,8 @@ def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -
 
     Raises FireRefused exactly as escalation_fire would.
     """
-    plan = _build_plan(roster, message)
     now = now or timezone.now()
+    plan = _build_plan(roster, message, now)
     opened = open_windows([c for person in plan["people"] for c in person["channels"]], now)
     preview = []
     for person in plan["people"]:
@@ -103,7 +109,8 @@ def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -
                 warnings.append(f"{person['name']}'s {label}: {choice.label}: it will be skipped.")
             channels.append({**channel, "type_label": label, "text_limit": text_limit(channel["type"]),
                              "form": choice.label, "skipped": choice.skipped})
-        preview.append({"name": person["name"], "wait_seconds": person_window_seconds(person),
+        preview.append({"name": person["name"], "via": person.get("via", {}).get("text", ""),
+                        "wait_seconds": person_window_seconds(person),
                         "channels": channels, "warnings": warnings})
     return preview
 
@@ -123,7 +130,7 @@ def escalation_fire(
     message = message.strip()
     if not message:
         raise FireRefused("The message is empty.")
-    plan = _build_plan(roster, message)
+    plan = _build_plan(roster, message, now)
     with transaction.atomic():
         escalation = Escalation.objects.create(
             roster=roster,
@@ -142,6 +149,10 @@ def escalation_fire(
         record_event(escalation, EventKind.FIRED,
                      f"Fired by {escalation.fired_by_name or 'unknown'}: {names}; "
                      f"{count_of(plan['rounds'], 'round')}, via {escalation.get_api_display()}.", at=now)
+        # Who each schedule resolved to, and what was skipped: one INSERT, however many schedules.
+        notes = [f"{p['name']} — {p['via']['text']}." for p in plan["people"] if "via" in p]
+        Event.objects.bulk_create(new_event(escalation, EventKind.NOTE, text, at=now)
+                                  for text in [*notes, *plan.get("skipped", [])])
         notify_workers()
     return escalation
 

@@ -1,0 +1,182 @@
+"""Schedules' cost, each beside a bare baseline measured alternately in the same run (the machine is shared):
+
+1. Firing a roster of 10 schedule members (5 layers and 200 overrides each) against firing a roster of the
+   same 10 people listed directly: the difference is what resolving the schedules adds (target <= 5 ms).
+2. A year of shifts of one such schedule (`shifts_between`, rules in memory) against a year of a plain
+   one-layer weekly rotation (target <= 50 ms).
+3. The schedule's admin page (picture of 14 days) through the full Django stack, against the same page of a
+   one-layer schedule without overrides: time (target <= 100 ms) and query count (must be equal).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/oncall_bench_schedules python -m bench.schedules
+
+Without DATABASE_URL it runs on a temporary SQLite file. The database is migrated and filled here; nothing
+in it is kept for anything else.
+"""
+
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from datetime import time as clock
+
+ROUNDS = 60
+PEOPLE = 10
+LAYERS = 5
+OVERRIDES = 200
+
+
+def setup() -> None:
+    """Django on DATABASE_URL (or a temporary SQLite file), migrated and emptied."""
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp()}/bench_schedules.sqlite3"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oncall.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-schedules-not-secret")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    call_command("flush", interactive=False, verbosity=0)
+
+
+def make_data():
+    from django.utils import timezone
+
+    from escalation.models import (
+        Channel,
+        Layer,
+        LayerParticipant,
+        Override,
+        Person,
+        Roster,
+        RosterMember,
+        Schedule,
+        Sender,
+    )
+
+    for channel_type, sender in (("whatsapp", "447700900000"), ("sms", "OnCall")):
+        Sender.objects.create(channel_type=channel_type, sender_id=sender)
+    people = []
+    for number in range(PEOPLE):
+        person = Person.objects.create(name=f"Bench {number}")
+        Channel.objects.create(person=person, position=0, type="whatsapp", address=f"4477009001{number:02d}")
+        Channel.objects.create(person=person, position=1, type="sms", address=f"4477009002{number:02d}",
+                               condition="delivered")
+        people.append(person)
+    shapes = [  # (length, unit, restriction), in priority order: restricted layers over around-the-clock ones
+        (1, "weeks", ("0,1,2,3,4", clock(9), clock(17))), (1, "days", ("", clock(22), clock(6))),
+        (12, "hours", ("5,6", clock(0), clock(0))), (1, "days", None), (1, "weeks", None),
+    ]
+    now = timezone.now()
+    rng = random.Random(16)
+    schedules = []
+    for number in range(PEOPLE):
+        schedule = Schedule.objects.create(name=f"Bench schedule {number}", time_zone="Europe/London")
+        for position, (length, unit, restriction) in enumerate(shapes[:LAYERS]):
+            weekdays, start, end = restriction or ("", None, None)
+            layer = Layer.objects.create(schedule=schedule, position=position, shift_length=length, unit=unit,
+                                         handoff_date=date(2026, 1, 5), handoff_time=clock(9),
+                                         restrict_weekdays=weekdays, restrict_start=start, restrict_end=end)
+            for index in range(5):
+                LayerParticipant.objects.create(layer=layer, person=people[(number + index + position) % PEOPLE],
+                                                position=index)
+        Override.objects.bulk_create(
+            Override(schedule=schedule, person=rng.choice(people), mode=rng.choice(["replace", "add"]),
+                     start=(begin := now + timedelta(hours=rng.randint(-24 * 30, 24 * 335))),
+                     end=begin + timedelta(hours=rng.randint(1, 12)))
+            for _ in range(OVERRIDES))
+        schedules.append(schedule)
+    plain = Schedule.objects.create(name="Plain", time_zone="Europe/London")
+    layer = Layer.objects.create(schedule=plain, shift_length=1, unit="weeks", handoff_date=date(2026, 1, 5),
+                                 handoff_time=clock(9))
+    for index, person in enumerate(people[:5]):
+        LayerParticipant.objects.create(layer=layer, person=person, position=index)
+    by_schedule = Roster.objects.create(name="Schedules")
+    by_person = Roster.objects.create(name="People")
+    for position in range(PEOPLE):
+        RosterMember.objects.create(roster=by_schedule, schedule=schedules[position], position=position)
+        RosterMember.objects.create(roster=by_person, person=people[position], position=position)
+    return by_schedule, by_person, schedules[0], plain
+
+
+def p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
+
+
+CPU: dict[str, float] = {}
+
+
+def alternate(ours, bare, rounds: int = ROUNDS, name: str = "") -> tuple[list[float], list[float]]:
+    """Time `ours` and `bare` one after the other, `rounds` times each, after a warm-up; their mean CPU time
+    per call goes to CPU[name + ' ours'|' bare'] (the machine is shared: wall time includes others' work)."""
+    for _ in range(3):
+        ours(), bare()
+    timings: tuple[list[float], list[float]] = ([], [])
+    cpu = [0.0, 0.0]
+    for _ in range(rounds):
+        for index, function in enumerate((ours, bare)):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            function()
+            timings[index].append(time.perf_counter() - started)
+            cpu[index] += time.process_time() - started_cpu
+    CPU[f"{name} ours"], CPU[f"{name} bare"] = cpu[0] / rounds * 1000, cpu[1] / rounds * 1000
+    return timings
+
+
+def main() -> None:
+    setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.utils import timezone
+
+    from bench.common import StatementCounter
+    from escalation.schedules import shifts
+    from escalation.schedules.load import load_schedules
+    from escalation.services.escalations import escalation_fire
+
+    by_schedule, by_person, heavy, plain = make_data()
+    print(f"{sys.version.split()[0]}, database {connection.vendor}, {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.1f}")
+
+    ours, bare = alternate(lambda: escalation_fire(roster=by_schedule, message="bench", fired_by_name="bench"),
+                           lambda: escalation_fire(roster=by_person, message="bench", fired_by_name="bench"),
+                           name="fire")
+    print(f"1. fire, 10 schedule members: p50 {p(ours, 50):.1f} ms, p99 {p(ours, 99):.1f} ms; "
+          f"10 people (bare): p50 {p(bare, 50):.1f} ms, p99 {p(bare, 99):.1f} ms; "
+          f"added p50 {p(ours, 50) - p(bare, 50):.1f} ms; CPU per fire {CPU['fire ours']:.1f} vs "
+          f"{CPU['fire bare']:.1f} ms: added {CPU['fire ours'] - CPU['fire bare']:.1f} ms (target <= 5 ms)")
+
+    now = timezone.now()
+    year = timedelta(days=365)
+    loaded = load_schedules([heavy.pk, plain.pk], start=now, end=now + year)
+    ours, bare = alternate(lambda: shifts.shifts_between(loaded[heavy.pk].rules, now, now + year),
+                           lambda: shifts.shifts_between(loaded[plain.pk].rules, now, now + year), rounds=20,
+                           name="year")
+    count = len(shifts.shifts_between(loaded[heavy.pk].rules, now, now + year))
+    print(f"2. a year of shifts, 5 layers + 200 overrides ({count} shifts): p50 {p(ours, 50):.1f} ms, "
+          f"p99 {p(ours, 99):.1f} ms, CPU {CPU['year ours']:.1f} ms; one weekly layer (bare): "
+          f"p50 {p(bare, 50):.1f} ms, CPU {CPU['year bare']:.1f} ms (target <= 50 ms)")
+
+    user = get_user_model().objects.create_superuser("bench", "bench@example.com", None)
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    heavy_url = f"/admin/escalation/schedule/{heavy.pk}/change/"
+    plain_url = f"/admin/escalation/schedule/{plain.pk}/change/"
+    queries = {}
+    for url in (heavy_url, plain_url, heavy_url, plain_url):  # the second of each, once sessions are warm
+        with StatementCounter() as counter:
+            assert client.get(url).status_code == 200
+        queries[url] = counter.count
+    ours, bare = alternate(lambda: client.get(heavy_url), lambda: client.get(plain_url), name="page")
+    print(f"3. schedule page, 5 layers + 200 overrides: p50 {p(ours, 50):.1f} ms, p99 {p(ours, 99):.1f} ms, "
+          f"CPU {CPU['page ours']:.1f} ms, {queries[heavy_url]} queries; one layer, no overrides (bare): "
+          f"p50 {p(bare, 50):.1f} ms, CPU {CPU['page bare']:.1f} ms, "
+          f"{queries[plain_url]} queries (target <= 100 ms, equal queries)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Schedules for the admin, the fire plan, the feeds and the CLI: all of them ask `shifts` through here."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from escalation.models import Layer, LayerParticipant, Override, Person, RosterMember, Schedule
+from escalation.schedules import shifts
+from escalation.schedules.load import LoadedSchedule, load_schedules, rotation_of
+from escalation.schedules.picture import Picture, build_picture
+
+# Overrides further than this from the instant asked about only move the "since"/"until" of a shift that
+# is already longer than this; loading them all would make every fire read a schedule's whole history.
+ON_CALL_WINDOW = timedelta(days=60)
+NEAR_WINDOW = timedelta(days=8)  # a weekly shift fits, with its neighbours
+
+
+@dataclass(frozen=True)
+class OnCallNow:
+    schedule_id: int
+    schedule_name: str
+    zone: str
+    people: list[tuple[int, str]]  # (person id, name), in order
+    until: datetime | None
+    layer_name: str = ""
+    since: datetime | None = None
+
+    def until_text(self) -> str:
+        """'Mon 09:00 (Europe/London)', or 'further notice' when nothing changes within the horizon."""
+        if self.until is None:
+            return "further notice"
+        local = self.until.astimezone(ZoneInfo(self.zone))
+        return f"{local:%a %d %b %H:%M} ({self.zone})"
+
+
+def on_call_from(loaded: LoadedSchedule, at: datetime, *, find_since: bool = False) -> OnCallNow:
+    now = shifts.on_call_at(loaded.rules, at, find_since=find_since)
+    layer_name = ""
+    if now.layer is not None:
+        layer_name = str(loaded.layers[now.layer])
+    return OnCallNow(loaded.schedule.pk, loaded.schedule.name, loaded.schedule.time_zone,
+                     list(zip(now.people, loaded.people_names(now.people), strict=True)), now.until, layer_name,
+                     now.since)
+
+
+def schedules_on_call(schedule_ids: list[int], *, at: datetime | None = None) -> dict[int, OnCallNow]:
+    """Who is on call in each schedule at `at` (default now), in a fixed number of queries per round.
+
+    Overrides are read for eight days around `at` first: an override outside that window cannot change who
+    is on call at `at`, nor an `until` inside it. Only schedules whose shift reaches past it are read again
+    with the whole window (a long shift, a long gap).
+    """
+    at = at or timezone.now()
+    found: dict[int, OnCallNow] = {}
+    wanted = list(schedule_ids)
+    for window in (NEAR_WINDOW, ON_CALL_WINDOW):
+        loaded = load_schedules(wanted, start=at - window, end=at + window)
+        for pk, entry in loaded.items():
+            found[pk] = on_call_from(entry, at)
+        wanted = [pk for pk, now in found.items() if pk in loaded and not _inside(now, at, window)]
+        if not wanted:
+            break
+    return found
+
+
+def _inside(now: OnCallNow, at: datetime, window: timedelta) -> bool:
+    # Overrides outside the window cannot change who is on call at `at`, only an `until` beyond it.
+    return now.until is not None and now.until < at + window
+
+
+def schedule_on_call(schedule: Schedule, *, at: datetime | None = None) -> OnCallNow:
+    return schedules_on_call([schedule.pk], at=at)[schedule.pk]
+
+
+def person_on_call_now(person: Person, *, at: datetime | None = None) -> list[OnCallNow]:
+    """The schedules in which `person` is on call at `at`."""
+    at = at or timezone.now()
+    ids = set(LayerParticipant.objects.filter(person=person).values_list("layer__schedule_id", flat=True))
+    ids |= set(Override.objects.filter(person=person, start__lte=at, end__gt=at).values_list("schedule_id", flat=True))
+    return [now for now in schedules_on_call(sorted(ids), at=at).values()
+            if person.pk in {pk for pk, _ in now.people}]
+
+
+def override_create(*, schedule: Schedule, person: Person, start: datetime, end: datetime,
+                    mode: str = "replace", created_by_name: str = "") -> Override:
+    """Someone covers [start, end) in `schedule`; as the newest override it wins wherever it overlaps."""
+    override = Override(schedule=schedule, person=person, start=start, end=end, mode=mode,
+                        created_by_name=created_by_name)
+    override.full_clean()
+    override.save()
+    return override
+
+
+def layer_participants_changed(*, layer: Layer, before: list[int], now: datetime | None = None) -> None:
+    """Re-anchor a rotation whose participants changed from `before`, so whoever holds the current shift
+    keeps it (see shifts.reanchored)."""
+    now = now or timezone.now()
+    after = list(layer.participants.order_by("position", "id").values_list("person_id", flat=True))
+    if after == before:
+        return
+    old = rotation_of(layer, tuple(before))
+    new = shifts.reanchored(old, after, shifts.zone_info(layer.schedule.time_zone), now)
+    with transaction.atomic():
+        Layer.objects.filter(pk=layer.pk).update(anchor_shift=new.anchor_shift, anchor_index=new.anchor_index)
+
+
+def feed_token_rotate(schedule: Schedule) -> str:
+    schedule.feed_token = Schedule._meta.get_field("feed_token").default()
+    schedule.save(update_fields=["feed_token"])
+    return schedule.feed_token
+
+
+@dataclass(frozen=True)
+class ResolvedMember:
+    person: Person
+    via: dict | None  # for a person on call in a schedule: what the plan freezes about it
+
+
+def resolve_members(members: list[RosterMember], *, at: datetime) -> tuple[list[ResolvedMember], list[str]]:
+    """A roster's members as the people to page at `at`: each schedule becomes whoever is on call in it then.
+
+    Returns the people in order (each once, active only) and why anyone or any schedule was left out.
+    """
+    schedule_ids = [m.schedule_id for m in members if m.schedule_id is not None]
+    on_call = schedules_on_call(schedule_ids, at=at) if schedule_ids else {}
+    wanted = {pk for now in on_call.values() for pk, _ in now.people}
+    people = Person.objects.in_bulk(wanted) if wanted else {}
+    resolved: list[ResolvedMember] = []
+    skipped: list[str] = []
+    seen: set[int] = set()
+    for member in members:
+        if member.person_id is not None:
+            if member.person.is_active and member.person_id not in seen:
+                seen.add(member.person_id)
+                resolved.append(ResolvedMember(member.person, None))
+            continue
+        now = on_call[member.schedule_id]
+        if not now.people:
+            skipped.append(f"Schedule {now.schedule_name}: nobody is on call, skipped.")
+            continue
+        for person_id, name in now.people:
+            person = people.get(person_id)
+            if person is None or not person.is_active:
+                skipped.append(f"Schedule {now.schedule_name}: {name} is on call but not active, skipped.")
+            elif person_id in seen:
+                skipped.append(f"Schedule {now.schedule_name}: {name} is on call but already paged earlier.")
+            else:
+                seen.add(person_id)
+                resolved.append(ResolvedMember(person, {
+                    "schedule_id": now.schedule_id, "schedule": now.schedule_name, "zone": now.zone,
+                    "until": now.until.isoformat() if now.until else None,
+                    "text": f"on call in {now.schedule_name} until {now.until_text()}",
+                }))
+    return resolved, skipped
+
+
+def schedule_picture(schedule: Schedule, *, now: datetime | None = None, days: int = 14) -> Picture:
+    """The schedule page's picture of the next `days` days from local midnight, in a fixed number of queries."""
+    now = now or timezone.now()
+    loaded = load_schedules([schedule.pk], start=now - timedelta(days=2), end=now + timedelta(days=days + 2))
+    return build_picture(loaded[schedule.pk], now=now, days=days)
