@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-pytest_plugins = ["tests.emulator_fixtures"]
+pytest_plugins = ["tests.emulator_fixtures", "tests.browser"]
 
 
 @pytest.fixture(scope="session")

@@ -3,52 +3,15 @@
 The test client covers what the server does with positions; this covers that the page sends the right ones.
 """
 
-from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.db import connections
-from pytest_django.live_server_helper import LiveServer
 
 from escalation.models import Channel, Person, Roster, RosterMember
+from tests.browser import BROWSER_MARKS
 
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
-@pytest.fixture
-def server(transactional_db, settings):
-    """A server of this test's own, started and stopped around it."""
-    server = LiveServer("localhost:0")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def page(server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls between its steps are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    get_user_model().objects.create_superuser("lead", "lead@example.com", "correct horse battery")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        page.goto(f"{server.url}/admin/login/")
-        page.fill("#id_username", "lead")
-        page.fill("#id_password", "correct horse battery")
-        page.click("input[type=submit]")
-        page.server_url = server.url
-        yield page
-        browser.close()
-        # Inside Playwright's loop the ORM opened connections of its own; left open they block dropping
-        # the PostgreSQL test database.
-        connections.close_all()
 
 
 def addresses(person: Person) -> list[str]:

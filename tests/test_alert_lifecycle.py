@@ -129,7 +129,8 @@ def test_an_acknowledged_alert_stays_acknowledged_until_it_resolves(format, firi
     assert alert.state == AlertState.RESOLVED
     escalation.refresh_from_db()
     assert escalation.state == EscalationState.ACKNOWLEDGED  # Tony's acknowledgement stands
-    assert notes(escalation)[-1] == f"Resolved at source ({integration.name})."
+    assert notes(escalation)[-1] == (f"Resolved at source ({integration.name}); the escalation had already ended "
+                                     "acknowledged: Tony: read on Messenger")
 
     again = result(post(integration.token, firing))
     assert again["result"] == "fired"

@@ -5,50 +5,18 @@ import json
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.db import connections
 from django.test import Client
-from pytest_django.live_server_helper import LiveServer
 
 from escalation.models import Alert, AlertState, Escalation, EscalationState, Integration, Person
 from escalation.services.alert_receipts import alert_alarms
+from tests.browser import BROWSER_MARKS
 from tests.personas import MICHAEL, TONY, make_roster
 
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 FIRING = json.loads((Path(__file__).parent / "fixtures" / "alerts" / "alertmanager_firing.json").read_text())
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 
-@pytest.fixture
-def server(transactional_db, settings):
-    server = LiveServer("localhost:0")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def page(server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls between its steps are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    get_user_model().objects.create_superuser("lead", "lead@example.com", "correct horse battery")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        page.goto(f"{server.url}/admin/login/")
-        page.fill("#id_username", "lead")
-        page.fill("#id_password", "correct horse battery")
-        page.click("input[type=submit]")
-        page.server_url = server.url
-        yield page
-        browser.close()
-        connections.close_all()
 
 
 @pytest.fixture
