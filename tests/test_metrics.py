@@ -249,8 +249,8 @@ def test_it_counts_refused_webhooks_and_alerts_by_outcome(open_metrics, client):
     assert moved("oncall_webhooks_refused_total", endpoint="status", status="400") == 1
     assert moved("oncall_webhooks_refused_total", endpoint="inbound", status="400") == 1
     alerts = {outcome: moved("oncall_alerts_received_total", integration="prometheus", outcome=outcome)
-              for outcome in ("fired", "noted", "cancelled", "refused_400")}
-    assert alerts == {"fired": 1, "noted": 1, "cancelled": 1, "refused_400": 1}
+              for outcome in ("fired", "noted", "resolved", "refused_400")}
+    assert alerts == {"fired": 1, "noted": 1, "resolved": 1, "refused_400": 1}
     assert value(after, "oncall_escalations_fired_total", source="integration") == 1
 
 

@@ -38,7 +38,7 @@ def test_it_pages_whoever_is_on_call_in_the_roster_s_first_schedule(api, worker,
     assert via["text"].endswith(" 09:00 (Europe/London)")
     escalation = run_until_done(escalation, worker)
     assert escalation.acknowledged_by_name == "Michael"
-    assert pages(escalation) == [("Michael", "reached")]
+    assert pages(escalation) == [("Michael", "acknowledged")]
     assert escalation.events.filter(kind=EventKind.NOTE, text__startswith="Michael — on call in Primary").exists()
 
 
@@ -50,7 +50,7 @@ def test_it_respects_an_override_made_a_minute_before_firing(api, worker, primar
     escalation = escalation_fire(roster=make_schedule_roster(primary), message="API 500s", fired_by_name="e2e")
     assert [p["name"] for p in escalation.plan["people"]] == ["Anna"]
     escalation = run_until_done(escalation, worker)
-    assert pages(escalation) == [("Anna", "reached")]
+    assert pages(escalation) == [("Anna", "acknowledged")]
 
 
 def test_it_ignores_an_override_made_after_firing(api, worker, primary):
@@ -60,7 +60,7 @@ def test_it_ignores_an_override_made_after_firing(api, worker, primary):
     override_create(schedule=primary, person=anna, start=timezone.now() - timedelta(minutes=5),
                     end=timezone.now() + timedelta(hours=2))
     escalation = run_until_done(escalation, worker)
-    assert pages(escalation) == [("Michael", "reached")]
+    assert pages(escalation) == [("Michael", "acknowledged")]
     assert not any(m["to"] == "447700900005" for m in api.messages())
 
 
