@@ -125,3 +125,18 @@ def test_it_fires_joins_and_resolves_through_alertmanagers_pagerduty_receiver(li
         until(lambda: Alert.objects.filter(state=AlertState.RESOLVED).exists(), "the resolve", log)
     assert Escalation.objects.get().state == EscalationState.CANCELLED
     assert set(AlertReceipt.objects.values_list("status_code", flat=True)) == {202}
+
+
+AMTOOL = shutil.which("amtool")
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "integrations.md"
+
+
+@pytest.mark.skipif(AMTOOL is None, reason="amtool (prometheus-alertmanager) is not installed")
+def test_the_documented_receiver_is_a_valid_alertmanager_config(tmp_path):
+    section = DOCS.read_text().split("## PagerDuty-compatible events", 1)[1]
+    receiver = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route:\n  receiver: oncall\n" + receiver.replace("<the integration's token>", "t" * 43))
+    checked = subprocess.run([AMTOOL, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "pagerduty_configs" in receiver and "send_resolved: true" in receiver
