@@ -54,7 +54,10 @@ pytestmark = pytest.mark.django_db
 
 # The demo's phones lookup is answered only when DEMO_PHONES_URL is set (404 otherwise) and only for message uuids,
 # which are random: it says which escalation a message belongs to and its state (test_phones_escalations.py).
-PUBLIC = {"webhook-status", "webhook-inbound", "integration-receive", "demo-phones-escalations"}
+# PagerDuty's Events API v2 is public like an integration's URL: the routing key in its body (or the token in
+# its URL) is the integration's secret token (test_pagerduty_events.py).
+PUBLIC = {"webhook-status", "webhook-inbound", "integration-receive", "demo-phones-escalations",
+          "pagerduty-enqueue", "integration-pagerduty-enqueue"}
 CALENDAR_FEEDS = {"schedule-feed", "person-feed"}  # secret URLs too, but GET only: nothing for CSRF to guard
 OPEN_ADMIN_PAGES = {"login", "logout"}  # logging in, and logging out (a POST that ends a session if there is one)
 
