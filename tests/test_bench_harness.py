@@ -23,7 +23,8 @@ def test_it_fires_three_escalations_through_real_processes():
 
         requests = stack.wait_for(stack.emulator_requests, lambda found: len(found) >= 3, timeout=20)
         assert sorted(r["status"] for r in requests) == [202, 202, 202]
-        texts = {r["body"]["workflow"][0]["message"]["content"]["text"] for r in requests}
+        # The SMS item, the last: the WhatsApp item before it is a template, as the person never wrote to us.
+        texts = {r["body"]["workflow"][-1]["message"]["content"]["text"] for r in requests}
         assert all(any(f"harness smoke {n}" in t for t in texts) for n in range(3))
 
         # The emulator's status webhooks reach gunicorn, which matches them to the first person's page.
