@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from escalation.bodies import declared_length
 from escalation.integrations.parse import BadPayload, parse
 from escalation.models import Integration
 from escalation.ops.recorded import alerts_received
@@ -31,12 +32,6 @@ MAX_BODY_BYTES = 1024 * 1024
 log = logging.getLogger(__name__)
 
 
-def _declared_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
-
 
 @csrf_exempt
 @rate_limited
@@ -47,7 +42,7 @@ def receive(request: HttpRequest, token: str) -> JsonResponse:
         raise Http404
     received_at = timezone.now()
     # Django never reads past the declared length (a missing one reads nothing), so checking it is enough.
-    oversized = _declared_length(request) > MAX_BODY_BYTES
+    oversized = declared_length(request) > MAX_BODY_BYTES
     body = b"" if oversized else request.body
     status, answer, text = _answer(integration, body, oversized=oversized, received_at=received_at)
     receipt_record(integration=integration, received_at=received_at, status_code=status, text=text, body=body)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from escalation.bodies import declared_length
 from escalation.models import Integration
 from escalation.ops.recorded import alerts_received
 from escalation.pagerduty.parse import InvalidEvent, PagerDutyEvent, parse
@@ -31,12 +32,6 @@ INVALID = "Event object is invalid"
 log = logging.getLogger(__name__)
 
 
-def _declared_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
-
 
 @csrf_exempt
 @rate_limited
@@ -44,7 +39,7 @@ def _declared_length(request: HttpRequest) -> int:
 def enqueue(request: HttpRequest, token: str | None = None) -> JsonResponse:
     received_at = timezone.now()
     # Django never reads past the declared length, so checking it is enough.
-    if _declared_length(request) > MAX_BODY_BYTES:
+    if declared_length(request) > MAX_BODY_BYTES:
         status, answer, text = _invalid(413, f"the event is larger than {MAX_BODY_BYTES} bytes")
         integration = integration_find(token=token) if token else None
         if integration is not None:

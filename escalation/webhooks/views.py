@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostE
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from escalation.bodies import declared_length
 from escalation.ops.recorded import refusals_counted
 from escalation.ratelimit import rate_limited
 from escalation.services.webhooks import WebhookRefused, webhook_receive
@@ -39,7 +40,7 @@ def _receive(request: HttpRequest, *, kind_hint: str) -> HttpResponse:
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     # Refuse by the declared length before reading anything, and never read more than one byte past the
     # limit whatever the header says (Django caps the stream at Content-Length; a missing one reads nothing).
-    if _declared_length(request) > limit:
+    if declared_length(request) > limit:
         return _error(413, f"The body is larger than {limit} bytes.")
     try:
         raw_body = request.read(limit + 1)
@@ -60,12 +61,6 @@ def _receive(request: HttpRequest, *, kind_hint: str) -> HttpResponse:
     # Unknown ids and duplicates are successes too: any other answer makes Vonage retry for 24 hours.
     return HttpResponse(status=204)
 
-
-def _declared_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
 
 
 def _error(status: int, message: str) -> JsonResponse:
