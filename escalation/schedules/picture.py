@@ -65,10 +65,10 @@ def build_picture(loaded: LoadedSchedule, *, now: datetime, days: int = 14) -> P
         return " + ".join(loaded.people_names(people))
 
     lanes = []
-    for index, layer in enumerate(loaded.layers):
+    for index, layer_name in enumerate(loaded.layer_names):
         lane_shifts = shifts.layer_shifts(rules, index, start, end)
-        lanes.append(PictureLane(str(layer), [bar(s.start, s.end, names(s.people), "shift") for s in lane_shifts]))
-    override_bars = [bar(max(o.start, start), min(o.end, end), f"{o.person_name} ({o.mode_label})", "override")
+        lanes.append(PictureLane(layer_name, [bar(s.start, s.end, names(s.people), "shift") for s in lane_shifts]))
+    override_bars = [bar(max(o.start, start), min(o.end, end), f"{names((o.person_id,))} ({o.mode_label})", "override")
                      for o in loaded.overrides if o.end > start and o.start < end]
     lanes.append(PictureLane("Overrides", override_bars))
     final_bars = []
