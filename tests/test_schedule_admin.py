@@ -64,6 +64,23 @@ def test_it_draws_the_schedule_page_in_constant_queries(admin_client, people, pr
     assert len(many) == len(few)
 
 
+def test_it_lists_a_saved_schedule_s_layers_and_adds_one_on_its_own_page(admin_client, people, primary):
+    Layer.objects.create(schedule=primary, position=3, name="Business hours", handoff_date=date(2026, 1, 5),
+                         handoff_time=time(9), restrict_weekdays="0,1,2,3,4", restrict_start=time(9),
+                         restrict_end=time(17))
+    page = admin_client.get(reverse("admin:escalation_schedule_change", args=[primary.pk])).content.decode()
+    assert 'id="layers-group"' not in page  # no layer forms: each layer is edited on its own page
+    assert "<strong>Weekly</strong>: 1 weeks, first hand-off" in page and "Michael → Tony" in page
+    assert ("<strong>Business hours</strong>: 1 weeks, first hand-off Mon 05 Jan 2026 09:00, only Mon Tue Wed Thu "
+            "Fri 09:00-17:00; nobody yet") in page
+    start = page.index('<a class="addlink" href="') + len('<a class="addlink" href="')
+    add = page[start:page.index('"', start)].replace("&amp;", "&")
+    form = admin_client.get(add)
+    assert form.context["adminform"].form.initial == {"schedule": str(primary.pk), "position": "4"}
+    new = admin_client.get(reverse("admin:escalation_schedule_add")).content.decode()
+    assert 'id="layers-group"' in new  # a new schedule's first layers are made with it
+
+
 def test_it_covers_a_shift_in_two_clicks_from_the_picture(admin_client, people, primary):
     page = admin_client.get(reverse("admin:escalation_schedule_change", args=[primary.pk])).content.decode()
     cover_url = reverse("admin:escalation_schedule_cover", args=[primary.pk])
