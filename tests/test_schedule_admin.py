@@ -161,3 +161,21 @@ def test_it_shows_who_is_on_call_only_to_those_who_may_view_schedules(client, pr
     client.force_login(User.objects.create(username="trainee", is_staff=True))
     index = client.get(reverse("admin:index")).content.decode()
     assert "On call now" not in index and "Michael" not in index
+
+
+def test_it_lists_the_schedules_that_will_page_nobody_on_the_fire_page_before_firing(admin_client, people, primary):
+    nights = make_schedule("Nights", [])
+    away = make_schedule("Away", [people[0]])
+    people[0].is_active = False
+    people[0].save()
+    roster = make_schedule_roster(nights, primary, away, name="ops")
+    page = admin_client.get(reverse("admin:escalation_roster_fire", args=[roster.pk])).content.decode()
+    assert '<li class="warning">Not paged: Schedule Nights: nobody is on call, skipped.</li>' in page
+    assert '<li class="warning">Not paged: Schedule Away: Tony is on call but not active, skipped.</li>' in page
+    assert "fire-button" in page and "<strong>Michael</strong>" in page
+    # Firing records the same reasons on the escalation's timeline.
+    fire = reverse("admin:escalation_roster_fire", args=[roster.pk])
+    assert admin_client.post(fire, {"message": "Queue stuck", "post": "yes"}).status_code == 302
+    texts = set(roster.escalations.get().events.values_list("text", flat=True))
+    assert {"Schedule Nights: nobody is on call, skipped.",
+            "Schedule Away: Tony is on call but not active, skipped."} <= texts
