@@ -79,6 +79,9 @@ def test_it_lists_a_saved_schedule_s_layers_and_adds_one_on_its_own_page(admin_c
     assert form.context["adminform"].form.initial == {"schedule": str(primary.pk), "position": "4"}
     new = admin_client.get(reverse("admin:escalation_schedule_add")).content.decode()
     assert 'id="layers-group"' in new  # a new schedule's first layers are made with it
+    saved = admin_client.post(reverse("admin:escalation_schedule_change", args=[primary.pk]),
+                              {"name": "Primary", "time_zone": "Europe/Paris", "description": ""})
+    assert saved.status_code == 302 and primary.layers.count() == 2
 
 
 def test_it_covers_a_shift_in_two_clicks_from_the_picture(admin_client, people, primary):
