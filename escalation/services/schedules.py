@@ -39,7 +39,8 @@ class OnCallNow:
 
 def _on_call(schedules: Iterable[Schedule], at: datetime) -> dict[int, tuple[LoadedSchedule, shifts.OnCall]]:
     """Who is on call in each schedule at `at` (people as ids), with what was read to say so: one query for
-    the rules, one for the overrides of the day ahead, one more only for schedules whose shift ends later."""
+    the rules, one for the overrides of the day ahead, and one per wider window only for the schedules whose
+    shift ends beyond the last one read."""
     loaded = load_rules(schedules)
     found: dict[int, tuple[LoadedSchedule, shifts.OnCall]] = {}
     wanted = list(loaded.values())
