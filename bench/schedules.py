@@ -7,6 +7,9 @@
 3. The schedule's admin page (picture of 14 days) through the full Django stack, against the same page of a
    one-layer schedule without overrides: time (target <= 100 ms) and query count (must be equal).
 
+The run's yardstick (bench/calibration.py) is measured at its start and end: the bare insert view's CPU per
+request in-process (`bench.cpu_budget.bare_cost`), and every CPU figure is also given as a multiple of it.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/oncall_bench_schedules python -m bench.schedules
 
 Without DATABASE_URL it runs on a temporary SQLite file. The database is migrated and filled here; nothing
@@ -133,7 +136,9 @@ def main() -> None:
     from django.test import Client
     from django.utils import timezone
 
+    from bench.calibration import times
     from bench.common import StatementCounter
+    from bench.cpu_budget import bare_cost
     from escalation.schedules import shifts
     from escalation.schedules.load import load_schedules
     from escalation.services.escalations import escalation_fire
@@ -141,14 +146,12 @@ def main() -> None:
     by_schedule, by_person, heavy, plain = make_data()
     print(f"{sys.version.split()[0]}, database {connection.vendor}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}")
+    yardstick = [bare_cost()["web_ms"]]
 
     ours, bare = alternate(lambda: escalation_fire(roster=by_schedule, message="bench", fired_by_name="bench"),
                            lambda: escalation_fire(roster=by_person, message="bench", fired_by_name="bench"),
                            name="fire")
-    print(f"1. fire, 10 schedule members: p50 {p(ours, 50):.1f} ms, p99 {p(ours, 99):.1f} ms; "
-          f"10 people (bare): p50 {p(bare, 50):.1f} ms, p99 {p(bare, 99):.1f} ms; "
-          f"added p50 {p(ours, 50) - p(bare, 50):.1f} ms; CPU per fire {CPU['fire ours']:.1f} vs "
-          f"{CPU['fire bare']:.1f} ms: added {CPU['fire ours'] - CPU['fire bare']:.1f} ms (target <= 5 ms)")
+    fire = (ours, bare)
 
     now = timezone.now()
     year = timedelta(days=365)
@@ -157,9 +160,7 @@ def main() -> None:
                            lambda: shifts.shifts_between(loaded[plain.pk].rules, now, now + year), rounds=20,
                            name="year")
     count = len(shifts.shifts_between(loaded[heavy.pk].rules, now, now + year))
-    print(f"2. a year of shifts, 5 layers + 200 overrides ({count} shifts): p50 {p(ours, 50):.1f} ms, "
-          f"p99 {p(ours, 99):.1f} ms, CPU {CPU['year ours']:.1f} ms; one weekly layer (bare): "
-          f"p50 {p(bare, 50):.1f} ms, CPU {CPU['year bare']:.1f} ms (target <= 50 ms)")
+    year_timings = (ours, bare)
 
     user = get_user_model().objects.create_superuser("bench", "bench@example.com", None)
     client = Client(HTTP_HOST="localhost")
@@ -171,11 +172,28 @@ def main() -> None:
         with StatementCounter() as counter:
             assert client.get(url).status_code == 200
         queries[url] = counter.count
-    ours, bare = alternate(lambda: client.get(heavy_url), lambda: client.get(plain_url), name="page")
+    page = alternate(lambda: client.get(heavy_url), lambda: client.get(plain_url), name="page")
+    yardstick.append(bare_cost()["web_ms"])
+
+    unit = sum(yardstick) / len(yardstick)
+    print(f"yardstick: the bare insert view costs {unit:.2f} ms of CPU per request in-process (start "
+          f"{yardstick[0]:.2f}, end {yardstick[1]:.2f}); CPU figures below also as multiples of it, which compare "
+          "between runs on a busy and a quiet machine")
+    ours, bare = fire
+    added = CPU["fire ours"] - CPU["fire bare"]
+    print(f"1. fire, 10 schedule members: p50 {p(ours, 50):.1f} ms, p99 {p(ours, 99):.1f} ms; "
+          f"10 people (bare): p50 {p(bare, 50):.1f} ms, p99 {p(bare, 99):.1f} ms; "
+          f"added p50 {p(ours, 50) - p(bare, 50):.1f} ms; CPU per fire {CPU['fire ours']:.1f} vs "
+          f"{CPU['fire bare']:.1f} ms: added {added:.1f} ms = {times(added, unit)} (target <= 5 ms)")
+    ours, bare = year_timings
+    print(f"2. a year of shifts, 5 layers + 200 overrides ({count} shifts): p50 {p(ours, 50):.1f} ms, "
+          f"p99 {p(ours, 99):.1f} ms, CPU {CPU['year ours']:.1f} ms = {times(CPU['year ours'], unit)}; one weekly "
+          f"layer (bare): p50 {p(bare, 50):.1f} ms, CPU {CPU['year bare']:.1f} ms (target <= 50 ms)")
+    ours, bare = page
     print(f"3. schedule page, 5 layers + 200 overrides: p50 {p(ours, 50):.1f} ms, p99 {p(ours, 99):.1f} ms, "
-          f"CPU {CPU['page ours']:.1f} ms, {queries[heavy_url]} queries; one layer, no overrides (bare): "
-          f"p50 {p(bare, 50):.1f} ms, CPU {CPU['page bare']:.1f} ms, "
-          f"{queries[plain_url]} queries (target <= 100 ms, equal queries)")
+          f"CPU {CPU['page ours']:.1f} ms = {times(CPU['page ours'], unit)}, {queries[heavy_url]} queries; one "
+          f"layer, no overrides (bare): p50 {p(bare, 50):.1f} ms, CPU {CPU['page bare']:.1f} ms = "
+          f"{times(CPU['page bare'], unit)}, {queries[plain_url]} queries (target <= 100 ms, equal queries)")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,26 @@ def test_it_draws_the_schedule_page_in_constant_queries(admin_client, people, pr
     assert len(many) == len(few)
 
 
+def test_it_lists_a_saved_schedule_s_layers_and_adds_one_on_its_own_page(admin_client, people, primary):
+    Layer.objects.create(schedule=primary, position=3, name="Business hours", handoff_date=date(2026, 1, 5),
+                         handoff_time=time(9), restrict_weekdays="0,1,2,3,4", restrict_start=time(9),
+                         restrict_end=time(17))
+    page = admin_client.get(reverse("admin:escalation_schedule_change", args=[primary.pk])).content.decode()
+    assert 'id="layers-group"' not in page  # no layer forms: each layer is edited on its own page
+    assert "<strong>Weekly</strong>: 1 weeks, first hand-off" in page and "Michael → Tony" in page
+    assert ("<strong>Business hours</strong>: 1 weeks, first hand-off Mon 05 Jan 2026 09:00, only Mon Tue Wed Thu "
+            "Fri 09:00-17:00; nobody yet") in page
+    start = page.index('<a class="addlink" href="') + len('<a class="addlink" href="')
+    add = page[start:page.index('"', start)].replace("&amp;", "&")
+    form = admin_client.get(add)
+    assert form.context["adminform"].form.initial == {"schedule": str(primary.pk), "position": "4"}
+    new = admin_client.get(reverse("admin:escalation_schedule_add")).content.decode()
+    assert 'id="layers-group"' in new  # a new schedule's first layers are made with it
+    saved = admin_client.post(reverse("admin:escalation_schedule_change", args=[primary.pk]),
+                              {"name": "Primary", "time_zone": "Europe/Paris", "description": ""})
+    assert saved.status_code == 302 and primary.layers.count() == 2
+
+
 def test_it_covers_a_shift_in_two_clicks_from_the_picture(admin_client, people, primary):
     page = admin_client.get(reverse("admin:escalation_schedule_change", args=[primary.pk])).content.decode()
     cover_url = reverse("admin:escalation_schedule_cover", args=[primary.pk])
@@ -144,3 +164,21 @@ def test_it_shows_who_is_on_call_only_to_those_who_may_view_schedules(client, pr
     client.force_login(User.objects.create(username="trainee", is_staff=True))
     index = client.get(reverse("admin:index")).content.decode()
     assert "On call now" not in index and "Michael" not in index
+
+
+def test_it_lists_the_schedules_that_will_page_nobody_on_the_fire_page_before_firing(admin_client, people, primary):
+    nights = make_schedule("Nights", [])
+    away = make_schedule("Away", [people[0]])
+    people[0].is_active = False
+    people[0].save()
+    roster = make_schedule_roster(nights, primary, away, name="ops")
+    page = admin_client.get(reverse("admin:escalation_roster_fire", args=[roster.pk])).content.decode()
+    assert '<li class="warning">Not paged: Schedule Nights: nobody is on call, skipped.</li>' in page
+    assert '<li class="warning">Not paged: Schedule Away: Tony is on call but not active, skipped.</li>' in page
+    assert "fire-button" in page and "<strong>Michael</strong>" in page
+    # Firing records the same reasons on the escalation's timeline.
+    fire = reverse("admin:escalation_roster_fire", args=[roster.pk])
+    assert admin_client.post(fire, {"message": "Queue stuck", "post": "yes"}).status_code == 302
+    texts = set(roster.escalations.get().events.values_list("text", flat=True))
+    assert {"Schedule Nights: nobody is on call, skipped.",
+            "Schedule Away: Tony is on call but not active, skipped."} <= texts

@@ -145,7 +145,7 @@ def test_it_sends_free_form_text_to_someone_who_wrote_an_hour_ago(mode, request)
 def test_it_skips_whatsapp_without_a_template_when_the_window_is_closed(mode, request):
     emulator = request.getfixturevalue(mode)
     roster = make_roster(RAVI, business_initiated=False)
-    [person] = fire_preview(roster=roster, message="Main server down", now=T0)
+    [person] = fire_preview(roster=roster, message="Main server down", now=T0).people
     assert person["warnings"] == [
         "Ravi's WhatsApp: no template configured and the 24-hour window is closed: it will be skipped.",
         "Ravi's Facebook Messenger: no message tag configured and the 24-hour window is closed: "
@@ -184,7 +184,7 @@ def test_it_counts_the_window_from_when_the_person_wrote_and_closes_it_after_24_
     roster = make_roster(RAVI)
     wrote(WHATSAPP, "whatsapp", "447700900000", 25 * 3600)
     wrote(PSID, "messenger", "1923256201474167", 23 * 3600)
-    [person] = fire_preview(roster=roster, message="db down", now=T0)
+    [person] = fire_preview(roster=roster, message="db down", now=T0).people
     assert [c["form"] for c in person["channels"]] == [
         "WhatsApp template `oncall_alert` (window closed)", "text (24-hour window open)", "text"]
 

@@ -35,6 +35,7 @@ from escalation.models import (
     short_label,
 )
 from escalation.services.escalations import (
+    FirePreview,
     FireRefused,
     escalation_acknowledge,
     escalation_cancel,
@@ -87,14 +88,15 @@ def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
     for roster in rosters:
         problems: list[str] = []
         try:
-            people = fire_preview(roster=roster, message=message)
+            preview = fire_preview(roster=roster, message=message)
         except FireRefused as refused:
             problems = refused.messages
             try:
                 # The plan stays in view beside a message that is too long: it shows where the text does not fit.
-                people = fire_preview(roster=roster, message="")
+                preview = fire_preview(roster=roster, message="")
             except FireRefused:
-                people = []
+                preview = FirePreview([], [])  # nobody to page: the problems say why, skipped schedules included
+        people = preview.people
         offset = 0
         for person in people:
             # When this person is paged at the latest: everyone before them let their whole window run out.
@@ -106,6 +108,7 @@ def preview_rosters(rosters: list[Roster], message: str) -> list[dict]:
             offset += person["wait_seconds"]
         previews.append({
             "roster": roster, "people": people, "problems": problems, "running": running.get(roster.pk, []),
+            "skipped": preview.skipped,
             "warnings": [warning for person in people for warning in person["warnings"]],
             "round_length": format_duration(timedelta(seconds=offset)),
             "longest": format_duration(timedelta(seconds=offset * roster.rounds)),

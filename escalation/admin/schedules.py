@@ -14,10 +14,12 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from escalation.admin.people import REORDER_CSS, REORDER_JS
 from escalation.models import Layer, LayerParticipant, Override, Person, Schedule
+from escalation.models.schedules import WEEKDAY_NAMES, parse_weekdays
 from escalation.schedules.shifts import local_to_instant
 from escalation.services.schedule_feeds import person_feed_rotate
 from escalation.services.schedules import (
@@ -56,6 +58,17 @@ class LayerInline(admin.StackedInline):
         return format_html('{} · <a href="{}">edit participants</a>', names, url)
 
 
+def layer_rule_text(layer: Layer) -> str:
+    """'1 weeks, first hand-off Mon 05 Jan 2026 09:00, only Mon Tue Wed Thu Fri 09:00-17:00'."""
+    first = datetime.combine(layer.handoff_date, layer.handoff_time)
+    text = f"{layer.shift_length} {layer.unit}, first hand-off {first:%a %d %b %Y %H:%M}"
+    if layer.restrict_start is None or layer.restrict_end is None:
+        return text
+    days = sorted(parse_weekdays(layer.restrict_weekdays))
+    return (f"{text}, only {' '.join(WEEKDAY_NAMES[day] for day in days) or 'daily'} "
+            f"{layer.restrict_start:%H:%M}-{layer.restrict_end:%H:%M}")
+
+
 class CoverForm(forms.Form):
     person = forms.ModelChoiceField(queryset=Person.objects.filter(is_active=True), empty_label=None)
     start = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
@@ -78,9 +91,31 @@ def _local_input(value: str, tz: ZoneInfo) -> str:
 class ScheduleAdmin(admin.ModelAdmin):
     list_display = ("name", "time_zone", "on_call_now")
     search_fields = ("name", "description")
-    fields = ("name", "time_zone", "description", "feed_url")
-    readonly_fields = ("feed_url",)
+    fields = ("name", "time_zone", "description", "layer_list", "feed_url")
+    readonly_fields = ("layer_list", "feed_url")
     inlines = [LayerInline]
+
+    def get_inlines(self, request: HttpRequest, obj: Schedule | None) -> list:
+        # A new schedule gets its first layers inline; a saved one lists them, each edited on its own page
+        # with its people. Five layers' forms cost more than the rest of the page, picture included
+        # (bench/schedules.py), and the page is for seeing who is on call.
+        return [] if obj is not None else self.inlines
+
+    @admin.display(description="layers, in priority order")
+    def layer_list(self, schedule: Schedule) -> str:
+        if schedule.pk is None:
+            return "Add them below; a layer's people are added on its own page once it is saved."
+        participants = LayerParticipant.objects.select_related("person").order_by("position", "id")
+        layers = list(schedule.layers.order_by("position", "id")
+                      .prefetch_related(Prefetch("participants", queryset=participants)))
+        items = format_html_join("", '<li><strong>{}</strong>: {}; {} · <a href="{}">edit participants</a></li>', (
+            (str(layer), layer_rule_text(layer), " → ".join(p.person.name for p in layer.participants.all())
+             or "nobody yet", reverse("admin:escalation_layer_change", args=[layer.pk]))
+            for layer in layers))
+        position = max((layer.position for layer in layers), default=-1) + 1
+        add = f"{reverse('admin:escalation_layer_add')}?{urlencode({'schedule': schedule.pk, 'position': position})}"
+        return format_html('<ul class="schedule-layers">{}</ul><a class="addlink" href="{}">Add a layer</a>', items,
+                           add)
 
     class Media:
         css = SCHEDULE_CSS

@@ -13,6 +13,11 @@ WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MAX_SHIFT_LENGTH = 1000
 
 
+def layer_label(name: str, position: int) -> str:
+    """A layer as people see it: its name, or its place when it has none."""
+    return name or f"Layer {position}"
+
+
 def new_feed_token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -88,7 +93,7 @@ class Layer(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or f"Layer {self.position}"
+        return layer_label(self.name, self.position)
 
     def clean(self) -> None:
         try:

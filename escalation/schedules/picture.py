@@ -4,8 +4,9 @@ Bars are placed in percent of the width, so the picture fits a phone as well as 
 given as UTC (`data-utc`) too, so the page can show it in the viewer's zone where that differs.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from escalation.schedules import shifts
@@ -22,7 +23,10 @@ class Bar:
     start_text: str
     end_text: str
     kind: str = "shift"  # shift, override, gap
-    cover: dict = field(default_factory=dict)  # for the final lane: who is covered, to prefill an override
+    # For the final lane: the cover form's query string, prefilled with the shift and whom it covers (a gap's
+    # with its times only, to fill it); "" elsewhere.
+    cover_query: str = ""
+    covers: bool = False  # someone is on call here, so the link covers them (else it fills a gap)
 
 
 @dataclass
@@ -65,19 +69,21 @@ def build_picture(loaded: LoadedSchedule, *, now: datetime, days: int = 14) -> P
         return " + ".join(loaded.people_names(people))
 
     lanes = []
-    for index, layer in enumerate(loaded.layers):
+    for index, layer_name in enumerate(loaded.layer_names):
         lane_shifts = shifts.layer_shifts(rules, index, start, end)
-        lanes.append(PictureLane(str(layer), [bar(s.start, s.end, names(s.people), "shift") for s in lane_shifts]))
-    override_bars = [bar(max(o.start, start), min(o.end, end), f"{o.person_name} ({o.mode_label})", "override")
+        lanes.append(PictureLane(layer_name, [bar(s.start, s.end, names(s.people), "shift") for s in lane_shifts]))
+    override_bars = [bar(max(o.start, start), min(o.end, end), f"{names((o.person_id,))} ({o.mode_label})", "override")
                      for o in loaded.overrides if o.end > start and o.start < end]
     lanes.append(PictureLane("Overrides", override_bars))
     final_bars = []
     for shift in shifts.shifts_between(rules, start, end):
+        times = {"start": shift.start.isoformat(), "end": shift.end.isoformat()}
         if shift.is_gap:
-            final_bars.append(bar(shift.start, shift.end, "nobody on call", "gap"))
-            continue
-        final = bar(shift.start, shift.end, names(shift.people), "override" if shift.overrides else "shift")
-        final.cover = {"start": shift.start.isoformat(), "end": shift.end.isoformat(), "covered": names(shift.people)}
+            final = bar(shift.start, shift.end, "nobody on call", "gap")
+            final.cover_query = urlencode(times)
+        else:
+            final = bar(shift.start, shift.end, names(shift.people), "override" if shift.overrides else "shift")
+            final.cover_query, final.covers = urlencode({**times, "covered": final.label}), True
         final_bars.append(final)
     day_marks = []
     for day in range(days):

@@ -35,7 +35,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
 from itertools import pairwise
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -78,7 +78,7 @@ class Rotation:
     anchor_shift: int = 0
     anchor_index: int = 0
 
-    @property
+    @cached_property
     def length(self) -> timedelta:
         return self.shift_length * UNIT_DELTA[Unit(self.unit)]
 
@@ -147,13 +147,17 @@ def zone_info(name: str) -> ZoneInfo:
 def local_to_instant(local: datetime, tz: ZoneInfo) -> datetime:
     """The UTC instant of a naive local wall time: a repeated time's first occurrence, a skipped time's
     first instant after the gap."""
-    first = local.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    if first.astimezone(tz).replace(tzinfo=None) == local:
-        return first
+    # PEP 495: fold=0 takes the offset from before a change, fold=1 the one after. Equal, the time is plain;
+    # the earlier one larger, it is repeated (fall back) and fold=0 is its first occurrence.
+    if local.fold:
+        local = local.replace(fold=0)
+    offset = tz.utcoffset(local)
+    if offset >= tz.utcoffset(local.replace(fold=1)):
+        return (local - offset).replace(tzinfo=UTC)
     # In a gap, fold=0 applies the offset from before the change (an instant after the gap) and fold=1
     # the one after it (an instant before the gap): the change lies between them. Find it to the second.
     low = local.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    high = first
+    high = local.replace(tzinfo=tz, fold=0).astimezone(UTC)
     after = high.astimezone(tz).utcoffset()
     while high - low > timedelta(seconds=1):
         middle = low + (high - low) / 2
@@ -171,19 +175,24 @@ def to_local(instant: datetime, tz: ZoneInfo) -> datetime:
     return instant.astimezone(tz).replace(tzinfo=None)
 
 
-def handoff(rotation: Rotation, tz: ZoneInfo, shift_number: int) -> datetime:
-    """The instant hand-off `shift_number` happens (shift k runs from hand-off k to hand-off k + 1)."""
-    return local_to_instant(rotation.first_handoff + shift_number * rotation.length, tz)
-
-
 def shift_number_at(rotation: Rotation, tz: ZoneInfo, at: datetime) -> int:
     """The rotation shift containing `at` (shifts of no length never contain anything)."""
-    estimate = (to_local(at, tz) - rotation.first_handoff) // rotation.length
-    while handoff(rotation, tz, estimate) > at:
-        estimate -= 1
-    while handoff(rotation, tz, estimate + 1) <= at:
-        estimate += 1
-    return estimate
+    return _shift_around(rotation, tz, at)[0]
+
+
+def _shift_around(rotation: Rotation, tz: ZoneInfo, at: datetime) -> tuple[int, datetime, datetime]:
+    """The rotation shift containing `at`, with the instants it starts and ends."""
+    length, first = rotation.length, rotation.first_handoff
+    number = (to_local(at, tz) - first) // length
+    start = local_to_instant(first + number * length, tz)
+    while start > at:
+        number -= 1
+        start = local_to_instant(first + number * length, tz)
+    end = local_to_instant(first + (number + 1) * length, tz)
+    while end <= at:
+        number, start = number + 1, end
+        end = local_to_instant(first + (number + 1) * length, tz)
+    return number, start, end
 
 
 def _restriction_windows(restriction: Restriction, tz: ZoneInfo, start: datetime, end: datetime):
@@ -211,16 +220,16 @@ def layer_shifts(rules: Rules, layer_index: int, start: datetime, end: datetime)
     if not rotation.participants or start >= end:
         return []
     shifts = []
-    number = shift_number_at(rotation, tz, start)
     length, first = rotation.length, rotation.first_handoff
-    shift_start = local_to_instant(first + number * length, tz)
-    while shift_start < end:
-        shift_end = local_to_instant(first + (number + 1) * length, tz)
+    number, shift_start, shift_end = _shift_around(rotation, tz, start)
+    while True:
         if shift_end > shift_start:
             shifts.append(Shift(max(shift_start, start), min(shift_end, end), (rotation.participant(number),),
                                 layer_index, number))
+        if shift_end >= end:
+            break
         number += 1
-        shift_start = shift_end
+        shift_start, shift_end = shift_end, local_to_instant(first + (number + 1) * length, tz)
     if rotation.restriction is None:
         return shifts
     windows = list(_restriction_windows(rotation.restriction, tz, start, end))
@@ -323,10 +332,12 @@ def shifts_between(rules: Rules, start: datetime, end: datetime) -> list[Shift]:
 def on_call_at(rules: Rules, at: datetime, *, find_since: bool = True) -> OnCall:
     """Who is on call at instant `at`: exactly the shift of `shifts_between` that contains it.
 
-    `find_since=False` leaves `since` unknown (None) and saves looking back for it (the fire plan only
-    says until when).
+    `find_since=False` leaves `since` unknown (None) and computes nothing before `at`: the shift containing
+    `at` is then the first of `shifts_between(rules, at, ...)`, as who is on call and why at an instant, and
+    where that ends, do not depend on what came before (the fire plan only says until when).
     """
-    back = forward = _initial_reach(rules)
+    forward = _initial_reach(rules)
+    back = forward if find_since else timedelta(0)
     while True:
         shifts = shifts_between(rules, at - back, at + forward)
         index = bisect_right([s.start for s in shifts], at) - 1

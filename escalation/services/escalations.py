@@ -1,6 +1,7 @@
 """Firing, cancelling and acknowledging escalations: the services the admin, webhooks, CLI and
 integrations all call."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -88,9 +89,16 @@ def _build_plan(roster: Roster, message: str, now: datetime) -> dict:
             **({"skipped": skipped} if skipped else {})}
 
 
-def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -> list[dict]:
+@dataclass(frozen=True)
+class FirePreview:
+    people: list[dict]
+    skipped: list[str]  # schedule members that page nobody, and why: the escalation records the same
+
+
+def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -> FirePreview:
     """Who would be paged, in which order, on which channels, how long each step waits, and in which form
-    each message would go out if sent now (text, template, tagged, or skipped: see engine/windows.py).
+    each message would go out if sent now (text, template, tagged, or skipped: see engine/windows.py); and
+    which schedule members would be skipped, with the reason.
 
     Raises FireRefused exactly as escalation_fire would.
     """
@@ -112,7 +120,7 @@ def fire_preview(*, roster: Roster, message: str, now: datetime | None = None) -
         preview.append({"name": person["name"], "via": person.get("via", {}).get("text", ""),
                         "wait_seconds": person_window_seconds(person),
                         "channels": channels, "warnings": warnings})
-    return preview
+    return FirePreview(preview, plan.get("skipped", []))
 
 
 def escalation_fire(

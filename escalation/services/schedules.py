@@ -1,5 +1,6 @@
 """Schedules for the admin, the fire plan, the feeds and the CLI: all of them ask `shifts` through here."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -9,13 +10,14 @@ from django.utils import timezone
 
 from escalation.models import Layer, LayerParticipant, Override, Person, RosterMember, Schedule
 from escalation.schedules import shifts
-from escalation.schedules.load import LoadedSchedule, load_schedules, rotation_of
+from escalation.schedules.load import LoadedSchedule, load_overrides, load_rules, load_schedules, rotation_of
 from escalation.schedules.picture import Picture, build_picture
 
-# Overrides further than this from the instant asked about only move the "since"/"until" of a shift that
-# is already longer than this; loading them all would make every fire read a schedule's whole history.
-ON_CALL_WINDOW = timedelta(days=60)
-NEAR_WINDOW = timedelta(days=8)  # a weekly shift fits, with its neighbours
+# How far ahead of the instant asked about overrides are read, widening only for the schedules whose shift
+# runs past the window read (a weekly rotation, a long gap): an override that starts after the shift's end
+# cannot change who is on call, nor when that ends. Beyond the last window, overrides only move an `until`
+# that is already that far off; reading them all would make every fire read a schedule's whole future.
+ON_CALL_WINDOWS = (timedelta(days=1), timedelta(days=8), timedelta(days=60))
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,6 @@ class OnCallNow:
     people: list[tuple[int, str]]  # (person id, name), in order
     until: datetime | None
     layer_name: str = ""
-    since: datetime | None = None
 
     def until_text(self) -> str:
         """'Mon 09:00 (Europe/London)', or 'further notice' when nothing changes within the horizon."""
@@ -36,39 +37,41 @@ class OnCallNow:
         return f"{local:%a %d %b %H:%M} ({self.zone})"
 
 
-def on_call_from(loaded: LoadedSchedule, at: datetime, *, find_since: bool = False) -> OnCallNow:
-    now = shifts.on_call_at(loaded.rules, at, find_since=find_since)
-    layer_name = ""
-    if now.layer is not None:
-        layer_name = str(loaded.layers[now.layer])
-    return OnCallNow(loaded.schedule.pk, loaded.schedule.name, loaded.schedule.time_zone,
-                     list(zip(now.people, loaded.people_names(now.people), strict=True)), now.until, layer_name,
-                     now.since)
-
-
-def schedules_on_call(schedule_ids: list[int], *, at: datetime | None = None) -> dict[int, OnCallNow]:
-    """Who is on call in each schedule at `at` (default now), in a fixed number of queries per round.
-
-    Overrides are read for eight days around `at` first: an override outside that window cannot change who
-    is on call at `at`, nor an `until` inside it. Only schedules whose shift reaches past it are read again
-    with the whole window (a long shift, a long gap).
-    """
-    at = at or timezone.now()
-    found: dict[int, OnCallNow] = {}
-    wanted = list(schedule_ids)
-    for window in (NEAR_WINDOW, ON_CALL_WINDOW):
-        loaded = load_schedules(wanted, start=at - window, end=at + window)
-        for pk, entry in loaded.items():
-            found[pk] = on_call_from(entry, at)
-        wanted = [pk for pk, now in found.items() if pk in loaded and not _inside(now, at, window)]
+def _on_call(schedules: Iterable[Schedule], at: datetime) -> dict[int, tuple[LoadedSchedule, shifts.OnCall]]:
+    """Who is on call in each schedule at `at` (people as ids), with what was read to say so: one query for
+    the rules, one for the overrides of the day ahead, and one per wider window only for the schedules whose
+    shift ends beyond the last one read."""
+    loaded = load_rules(schedules)
+    found: dict[int, tuple[LoadedSchedule, shifts.OnCall]] = {}
+    wanted = list(loaded.values())
+    for window in ON_CALL_WINDOWS:
+        load_overrides(wanted, start=at, end=at + window)
+        for entry in wanted:
+            found[entry.schedule.pk] = entry, shifts.on_call_at(entry.rules, at, find_since=False)
+        wanted = [entry for entry in wanted if not _ends_inside(found[entry.schedule.pk][1], at + window)]
         if not wanted:
             break
     return found
 
 
-def _inside(now: OnCallNow, at: datetime, window: timedelta) -> bool:
-    # Overrides outside the window cannot change who is on call at `at`, only an `until` beyond it.
-    return now.until is not None and now.until < at + window
+def _ends_inside(now: shifts.OnCall, window_end: datetime) -> bool:
+    return now.until is not None and now.until < window_end
+
+
+def _on_call_now(loaded: LoadedSchedule, now: shifts.OnCall, names: dict[int, str]) -> OnCallNow:
+    schedule = loaded.schedule
+    return OnCallNow(schedule.pk, schedule.name, schedule.time_zone,
+                     [(pk, names.get(pk, f"person #{pk}")) for pk in now.people], now.until,
+                     loaded.layer_names[now.layer] if now.layer is not None else "")
+
+
+def schedules_on_call(schedule_ids: list[int], *, at: datetime | None = None) -> dict[int, OnCallNow]:
+    """Who is on call in each schedule at `at` (default now), in a fixed number of queries."""
+    at = at or timezone.now()
+    found = _on_call(Schedule.objects.filter(pk__in=schedule_ids).only("pk", "name", "time_zone"), at)
+    names = dict(Person.objects.filter(pk__in={pk for _, now in found.values() for pk in now.people})
+                 .values_list("pk", "name"))
+    return {pk: _on_call_now(entry, now, names) for pk, (entry, now) in found.items()}
 
 
 def schedule_on_call(schedule: Schedule, *, at: datetime | None = None) -> OnCallNow:
@@ -124,10 +127,11 @@ def resolve_members(members: list[RosterMember], *, at: datetime) -> tuple[list[
 
     Returns the people in order (each once, active only) and why anyone or any schedule was left out.
     """
-    schedule_ids = [m.schedule_id for m in members if m.schedule_id is not None]
-    on_call = schedules_on_call(schedule_ids, at=at) if schedule_ids else {}
-    wanted = {pk for now in on_call.values() for pk, _ in now.people}
-    people = Person.objects.in_bulk(wanted) if wanted else {}
+    schedules = {m.schedule_id: m.schedule for m in members if m.schedule_id is not None}
+    found = _on_call(schedules.values(), at) if schedules else {}
+    people = Person.objects.in_bulk({pk for _, now in found.values() for pk in now.people})
+    names = {pk: person.name for pk, person in people.items()}
+    on_call = {pk: _on_call_now(entry, now, names) for pk, (entry, now) in found.items()}
     resolved: list[ResolvedMember] = []
     skipped: list[str] = []
     seen: set[int] = set()
