@@ -70,8 +70,8 @@ def test_it_lists_a_saved_schedule_s_layers_and_adds_one_on_its_own_page(admin_c
                          restrict_end=time(17))
     page = admin_client.get(reverse("admin:escalation_schedule_change", args=[primary.pk])).content.decode()
     assert 'id="layers-group"' not in page  # no layer forms: each layer is edited on its own page
-    assert "<strong>Weekly</strong>: 1 weeks, first hand-off" in page and "Michael → Tony" in page
-    assert ("<strong>Business hours</strong>: 1 weeks, first hand-off Mon 05 Jan 2026 09:00, only Mon Tue Wed Thu "
+    assert "<strong>Weekly</strong>: Every week, first hand-off" in page and "Michael → Tony" in page
+    assert ("<strong>Business hours</strong>: Every week, first hand-off Mon 05 Jan 2026 09:00, only Mon Tue Wed Thu "
             "Fri 09:00-17:00; nobody yet") in page
     start = page.index('<a class="addlink" href="') + len('<a class="addlink" href="')
     add = page[start:page.index('"', start)].replace("&amp;", "&")

@@ -59,9 +59,10 @@ class LayerInline(admin.StackedInline):
 
 
 def layer_rule_text(layer: Layer) -> str:
-    """'1 weeks, first hand-off Mon 05 Jan 2026 09:00, only Mon Tue Wed Thu Fri 09:00-17:00'."""
+    """'Every week, first hand-off Mon 05 Jan 2026 09:00, only Mon Tue Wed Thu Fri 09:00-17:00'."""
     first = datetime.combine(layer.handoff_date, layer.handoff_time)
-    text = f"{layer.shift_length} {layer.unit}, first hand-off {first:%a %d %b %Y %H:%M}"
+    length = layer.unit.removesuffix("s") if layer.shift_length == 1 else f"{layer.shift_length} {layer.unit}"
+    text = f"Every {length}, first hand-off {first:%a %d %b %Y %H:%M}"
     if layer.restrict_start is None or layer.restrict_end is None:
         return text
     days = sorted(parse_weekdays(layer.restrict_weekdays))
