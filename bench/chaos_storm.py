@@ -319,8 +319,8 @@ def run(stack: Stack, rng: random.Random, *, scale: float = 1.0) -> Row:
 def audit(stack: Stack, storm: Storm, groups: dict[str, list[int]], storm_seconds: float) -> Row:
     from escalation.models import STATUS_RANK, Escalation, Event, Message, WebhookEvent
     from escalation.services.webhooks import webhook_identity
-    from escalation.webhooks.parse import parse_webhook
-    from escalation.webhooks.payloads import StatusUpdate
+    from escalation.vonage.payloads import StatusUpdate
+    from escalation.vonage.webhooks import parse_webhook
 
     problems = []
     # Lost: an event answered 2xx whose dedup key is not stored, or one never answered 2xx at all. The

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from escalation.engine.sending import request_time
+from escalation.engine.provider import vonage_config
 from escalation.vonage.auth import PrivateKeyProblem, read_private_key
 
 
@@ -39,7 +39,7 @@ def check_vonage_settings(app_configs, **kwargs) -> list:
         problems.append(Error(
             f"VONAGE_API_URL is {settings.VONAGE_API_URL!r}.",
             hint="Use https://api.nexmo.com, or the local emulator's http://127.0.0.1:PORT.", id="escalation.E004"))
-    request_seconds = request_time().total_seconds()
+    request_seconds = vonage_config().request_time.total_seconds()
     if settings.ESCALATION_SEND_LEASE_SECONDS <= request_seconds:
         problems.append(Error(
             f"ESCALATION_SEND_LEASE_SECONDS ({settings.ESCALATION_SEND_LEASE_SECONDS:g}) is not longer than one "

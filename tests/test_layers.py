@@ -7,6 +7,9 @@ Read from every module's own import statements (the syntax tree, so a string or 
 import ast
 from pathlib import Path
 
+from escalation.models import ChannelType
+from escalation.vonage.channels import CHANNEL_TYPES
+
 APP = Path(__file__).resolve().parent.parent / "escalation"
 
 # What the engine must never call: the layers above it (services, and everything that calls services).
@@ -96,3 +99,7 @@ def test_it_keeps_the_models_below_the_engine_and_the_services() -> None:
         if under(name, ("escalation.engine", *ABOVE_THE_ENGINE)) or is_view(name)
     }
     assert not sorted(wrong)
+
+
+def test_the_apps_channel_types_are_the_names_the_vonage_client_takes() -> None:
+    assert list(ChannelType.values) == list(CHANNEL_TYPES)

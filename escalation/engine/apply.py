@@ -35,8 +35,8 @@ from escalation.models import (
     WebhookEvent,
     short_label,
 )
-from escalation.webhooks.parse import parse_webhook
-from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
+from escalation.vonage.payloads import FinalReport, InboundReply, StatusUpdate
+from escalation.vonage.webhooks import parse_webhook
 
 STATUS_TIME_FIELD = {
     MessageStatus.DELIVERED: "delivered_at",

@@ -22,8 +22,8 @@ from escalation.engine.apply import (
     apply_statuses,
 )
 from escalation.models import STATUS_RANK, ChannelTest, Page, WebhookEvent, WebhookKind
-from escalation.webhooks.parse import PayloadError, Webhook, parse_webhook
-from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
+from escalation.vonage.payloads import FinalReport, InboundReply, StatusUpdate
+from escalation.vonage.webhooks import PayloadError, Webhook, parse_webhook
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
@@ -25,6 +24,7 @@ from escalation.engine.batch import Batch, workflows_applied_unmatched
 from escalation.engine.hold import hold, provider_faults, release
 from escalation.engine.logged import log_sends
 from escalation.engine.plan import personal_text, plan_person, reply_number_fits
+from escalation.engine.provider import get_client, vonage_config
 from escalation.engine.step import Send, pass_over, send_lease
 from escalation.engine.windows import Choice, TemplateValues, choose, open_windows
 from escalation.models import (
@@ -37,7 +37,7 @@ from escalation.models import (
     MessageStatus,
     Page,
 )
-from escalation.vonage import VonageError, get_client
+from escalation.vonage import VonageError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def perform(sends: list[Send], clock: Callable[[], datetime], pool: SendPool | N
         # may take it over. (With a lease too short for any request, a misconfiguration that check E005
         # reports, nothing is given back: giving back every claim would stall every escalation.)
         now = clock()
-        late = [s for s in group if s.lease <= now + request_time()] if send_lease() > request_time() else []
+        request_time = vonage_config().request_time
+        late = [s for s in group if s.lease <= now + request_time] if send_lease() > request_time else []
         if late:
             _give_back(late, now)
             again |= {s.escalation.pk for s in late}
@@ -117,11 +118,6 @@ def _send_channels(send: Send) -> list[tuple[int, dict]]:
     if send.message is not None:
         return [(send.message.channel_index, channels[send.message.channel_index])]
     return list(enumerate(channels))
-
-
-def request_time() -> timedelta:
-    """The longest one request can take: its connect and read timeouts."""
-    return timedelta(seconds=settings.VONAGE_CONNECT_TIMEOUT + settings.VONAGE_READ_TIMEOUT)
 
 
 def _give_back(sends: list[Send], now: datetime) -> None:

@@ -1,8 +1,6 @@
 from escalation.models.alerts import Alert, AlertReceipt, AlertState, ReceiptOutcome
 from escalation.models.channels import (
-    CHANNEL_TYPE_FROM_V1,
     TEXT_LIMITS,
-    V1_CHANNEL_NAMES,
     ChannelType,
     Condition,
     short_label,
@@ -48,8 +46,8 @@ from escalation.models.workers import WorkerHeartbeat
 
 __all__ = [
     "Alert", "AlertReceipt", "AlertState", "ReceiptOutcome",
-    "CHANNEL_TYPE_FROM_V1", "FAILED_STATUSES", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
-    "V1_CHANNEL_NAMES", "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
+    "FAILED_STATUSES", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
+    "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
     "InboundContact", "PageState", "Person", "Roster", "RosterMember", "Sender", "StopRule", "WebhookEvent",
     "WebhookKind", "WorkerHeartbeat", "short_label", "validate_address", "validate_sender",

@@ -17,9 +17,10 @@ from django.db import connection
 
 from escalation.engine.intake import NOT_APPLIED
 from escalation.models import WebhookEvent, WebhookKind
-from escalation.webhooks.parse import PayloadError, Webhook, load_body, parse_webhook
-from escalation.webhooks.payloads import FinalReport, StatusUpdate
-from escalation.webhooks.signature import SignatureError, verify_signature
+from escalation.vonage.payloads import FinalReport, StatusUpdate
+from escalation.vonage.signature import SignatureError, verify_signature
+from escalation.vonage.webhooks import PayloadError, Webhook, parse_webhook
+from escalation.webhooks.body import load_body
 
 
 class WebhookRefused(Exception):

@@ -1,4 +1,4 @@
-"""Vonage webhook bodies turned into what they mean (escalation/webhooks/payloads.py).
+"""Vonage webhook bodies turned into what they mean (escalation/vonage/payloads.py).
 
 Three wire families reach us (emulator/spec/VONAGE_FACTS.md):
 - Dispatch / Messages v0.1: `to` and `from` are objects `{type, number|id}`; a Dispatch status links its
@@ -13,15 +13,12 @@ signature is checked, and possibly forever when no signature secret is configure
 checked for type and size before use.
 """
 
-import json
-import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from escalation.models import CHANNEL_TYPE_FROM_V1, ChannelType
-from escalation.storable import TooDeep, storable
-from escalation.webhooks.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
+from escalation.vonage.channels import CHANNEL_TYPE_FROM_V1, CHANNEL_TYPES, VIBER
+from escalation.vonage.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
 
 
 class PayloadError(ValueError):
@@ -36,35 +33,15 @@ FINAL_REPORT_STATUSES = frozenset({"completed", "error"})
 # Vonage's channel names, v0.1 and v1, mapped to ours. `mms` and `rcs` are Vonage channels we never send
 # on, so an event about them is valid but can only ever be about an unknown message.
 CHANNELS = {
-    **{channel.value: channel.value for channel in ChannelType},
-    **{v1_name: channel.value for v1_name, channel in CHANNEL_TYPE_FROM_V1.items()},
-    "viber_sevice_msg": ChannelType.VIBER.value,  # dispatch.yml's final-report enum spells it this way
+    **{channel: channel for channel in CHANNEL_TYPES},
+    **CHANNEL_TYPE_FROM_V1,
+    "viber_sevice_msg": VIBER,  # dispatch.yml's final-report enum spells it this way
     "mms": "mms",
     "rcs": "rcs",
 }
 
-# Vonage's bodies are four levels deep at most; a deeper one is not Vonage and would only cost recursion.
-MAX_DEPTH = 16
 MAX_ADDRESS_LENGTH = 50  # `to`/`from` ids and numbers are 1..50 characters (messages-v0.1.yml)
 MAX_ERROR_LENGTH = 500
-
-
-def load_body(raw: bytes) -> dict[str, Any]:
-    """The JSON object in `raw`, with every string made storable; PayloadError if there is none."""
-    if not raw.strip():
-        raise PayloadError("The body is empty; expected a JSON object.")
-    try:
-        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise PayloadError("The body is nested too deeply to be a Vonage webhook.") from None
-    except ValueError as e:  # includes JSONDecodeError and UnicodeDecodeError
-        raise PayloadError(f"The body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise PayloadError(f"The body is JSON but not an object (got {type(body).__name__}).")
-    try:
-        return storable(body, max_depth=MAX_DEPTH)
-    except TooDeep:
-        raise PayloadError(f"The body is nested more than {MAX_DEPTH} levels deep; Vonage's are not.") from None
 
 
 def parse_webhook(body: dict[str, Any], *, kind_hint: str) -> Webhook:
@@ -254,18 +231,6 @@ def _error_summary(error: Any) -> str:
     else:
         summary = ""
     return summary[:MAX_ERROR_LENGTH]
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _finite_float(text: str) -> float:
-    # 1e999 parses to infinity, which PostgreSQL's jsonb cannot store.
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"the number {text[:20]} is out of range")
-    return number
 
 
 def _one_of(value: Any, allowed: Any) -> bool:
