@@ -10,6 +10,8 @@ stays true until the writes are saved.
 
 from collections import defaultdict
 from datetime import datetime
+from enum import Enum
+from typing import Literal, NamedTuple
 
 from django.db import connection
 from django.db.models import Min, Model, QuerySet
@@ -17,7 +19,23 @@ from django.db.models import Min, Model, QuerySet
 from escalation.engine.events import new_event
 from escalation.models import Escalation, Event, Message, Page, Person, WebhookEvent
 
-_UNREAD = object()
+
+class Unread(Enum):
+    """A value not read from the database yet (None is a value read: nothing was found)."""
+
+    UNREAD = "unread"
+
+
+class PageKey(NamedTuple):
+    """A page by its step (unique per escalation), known before the page is saved and has a primary key."""
+
+    escalation_id: int
+    round: int
+    index: int
+
+    @classmethod
+    def of(cls, page: Page) -> "PageKey":
+        return cls(page.escalation_id, page.round, page.index)
 
 
 class Batch:
@@ -29,10 +47,9 @@ class Batch:
         # model -> pk -> (instance, the fields changed on it)
         self._changed: dict[type[Model], dict[int, tuple[Model, set[str]]]] = defaultdict(dict)
         self._pages: dict[int, Page] | None = None
-        self._messages: dict[int, dict[int, Message]] = {}  # page id -> channel index -> message
-        self._new_page_messages: dict[int, dict[int, Message]] = {}
+        self._messages: dict[PageKey, dict[int, Message]] = {}  # page -> channel index -> message
         self._people: set[int] | None = None
-        self._earliest_pending: datetime | None | object = _UNREAD
+        self._earliest_pending: datetime | None | Literal[Unread.UNREAD] = Unread.UNREAD
         self._unmatched: set[str] | None = None
 
     # Reads, each made once for the whole batch when first needed.
@@ -51,7 +68,7 @@ class Batch:
 
     def reload_messages(self, page: Page) -> None:
         """Forget what was read of `page`'s messages: something outside the batch has written them."""
-        self._messages[page.pk] = {}
+        self._messages[PageKey.of(page)] = {}
         self._messages_of([page])
 
     def person_exists(self, person_id: int | None) -> bool:
@@ -65,7 +82,7 @@ class Batch:
 
     def webhooks_pending_since(self, moment: datetime) -> bool:
         """Is an event received at or before `moment` still waiting to be applied?"""
-        if self._earliest_pending is _UNREAD:
+        if self._earliest_pending is Unread.UNREAD:
             pending = WebhookEvent.objects.filter(applied_at=None).aggregate(earliest=Min("received_at"))
             self._earliest_pending = pending["earliest"]
         return self._earliest_pending is not None and self._earliest_pending <= moment
@@ -86,7 +103,7 @@ class Batch:
         for page in pages:
             page.escalation = by_id[page.escalation_id]
             self._pages[page.escalation_id] = page
-            self._messages[page.pk] = {}
+            self._messages[PageKey.of(page)] = {}
         self._messages_of(pages)
 
     def _messages_of(self, pages: list[Page]) -> None:
@@ -95,14 +112,16 @@ class Batch:
             return
         for message in Message.objects.filter(page_id__in=list(by_id)).order_by():
             message.page = by_id[message.page_id]
-            self._messages[message.page_id][message.channel_index] = message
+            self._messages[PageKey.of(message.page)][message.channel_index] = message
 
     def _page_messages(self, page: Page) -> dict[int, Message]:
-        if page.pk is None:  # started in this batch, so unsaved (and unhashable) until save()
-            return self._new_page_messages.setdefault(id(page), {})
-        if page.pk not in self._messages:
-            self.reload_messages(page)
-        return self._messages[page.pk]
+        key = PageKey.of(page)
+        if key not in self._messages:
+            if page.pk is None:  # started in this batch, so it has no messages in the database
+                self._messages[key] = {}
+            else:
+                self.reload_messages(page)
+        return self._messages[key]
 
     # Writes, kept until save().
 

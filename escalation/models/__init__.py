@@ -19,6 +19,7 @@ from escalation.models.people import (
 )
 from escalation.models.runs import (
     FAILED_STATUSES,
+    FINAL_RANK,
     MARK_KINDS,
     STATUS_RANK,
     Api,
@@ -46,7 +47,7 @@ from escalation.models.workers import WorkerHeartbeat
 
 __all__ = [
     "Alert", "AlertReceipt", "AlertState", "ReceiptOutcome",
-    "FAILED_STATUSES", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
+    "FAILED_STATUSES", "FINAL_RANK", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
     "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
     "InboundContact", "PageState", "Person", "Roster", "RosterMember", "Sender", "StopRule", "WebhookEvent",
