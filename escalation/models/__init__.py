@@ -3,6 +3,7 @@ from escalation.models.channels import (
     TEXT_LIMITS,
     ChannelType,
     Condition,
+    channel_label,
     short_label,
 )
 from escalation.models.integrations import ChannelTest, Integration, IntegrationFormat
@@ -51,6 +52,6 @@ __all__ = [
     "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
     "InboundContact", "PageState", "Person", "Roster", "RosterMember", "Sender", "StopRule", "WebhookEvent",
-    "WebhookKind", "WorkerHeartbeat", "short_label", "validate_address", "validate_sender",
+    "WebhookKind", "WorkerHeartbeat", "channel_label", "short_label", "validate_address", "validate_sender",
     "Layer", "LayerParticipant", "Override", "OverrideMode", "PersonFeed", "Schedule", "ShiftUnit",
 ]

@@ -20,6 +20,11 @@ def short_label(channel_type: str) -> str:
     return SHORT_LABELS.get(channel_type, channel_type)
 
 
+def channel_label(channel_type: str, address: str) -> str:
+    """A channel where space is short: "Viber 447700900001"."""
+    return f"{short_label(channel_type)} {address}"
+
+
 class Condition(models.TextChoices):
     READ = "read", "read"
     DELIVERED = "delivered", "delivered"

@@ -19,6 +19,7 @@ from typing import Any
 
 from escalation.vonage.channels import CHANNEL_TYPE_FROM_V1, CHANNEL_TYPES, VIBER
 from escalation.vonage.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
+from escalation.vonage.shown import shown
 
 
 class PayloadError(ValueError):
@@ -67,7 +68,7 @@ def parse_webhook(body: dict[str, Any], *, kind_hint: str) -> Webhook:
 def _status(body: dict[str, Any]) -> StatusUpdate:
     status = body["status"]
     if not _one_of(status, MESSAGE_STATUSES):
-        raise PayloadError(f"Unknown message status {_shorten(status)}; expected one of {_listed(MESSAGE_STATUSES)}.")
+        raise PayloadError(f"Unknown message status {shown(status)}; expected one of {_listed(MESSAGE_STATUSES)}.")
     to_address, to_type = _address(body.get("to"), "to")
     _, from_type = _address(body.get("from"), "from", required=False)
     client_ref = body.get("client_ref", "")
@@ -89,7 +90,7 @@ def _final_report(body: dict[str, Any]) -> FinalReport:
     status = body.get("status")
     if not _one_of(status, FINAL_REPORT_STATUSES):
         raise PayloadError(
-            f"Unknown final report status {_shorten(status)}; expected one of {_listed(FINAL_REPORT_STATUSES)}."
+            f"Unknown final report status {shown(status)}; expected one of {_listed(FINAL_REPORT_STATUSES)}."
         )
     links = body.get("_links", {})
     if not isinstance(links, dict):
@@ -103,7 +104,7 @@ def _final_report(body: dict[str, Any]) -> FinalReport:
             raise PayloadError(f"_links.messages item {number} is not an object.")
         item_status = item.get("status")
         if not _one_of(item_status, MESSAGE_STATUSES):
-            raise PayloadError(f"_links.messages item {number} has an unknown status {_shorten(item_status)}.")
+            raise PayloadError(f"_links.messages item {number} has an unknown status {shown(item_status)}.")
         messages.append(FinalReportMessage(
             message_uuid=_uuid(item.get("message_uuid"), f"_links.messages item {number} message_uuid"),
             channel_type=_channel(item.get("channel")),
@@ -171,7 +172,7 @@ def _address(value: Any, name: str, *, required: bool = True) -> tuple[str, str]
 
 def _channel(name: Any) -> str:
     if not _one_of(name, CHANNELS):
-        raise PayloadError(f"Unknown channel {_shorten(name)}; expected one of {_listed(CHANNELS)}.")
+        raise PayloadError(f"Unknown channel {shown(name)}; expected one of {_listed(CHANNELS)}.")
     return CHANNELS[name]
 
 
@@ -181,7 +182,7 @@ def _uuid(value: Any, name: str) -> str:
     try:
         return str(uuid.UUID(value))
     except (TypeError, ValueError, AttributeError):
-        raise PayloadError(f"{name} must be a UUID, got {_shorten(value)}.") from None
+        raise PayloadError(f"{name} must be a UUID, got {shown(value)}.") from None
 
 
 def _dispatch_link(links: Any) -> str:
@@ -210,7 +211,7 @@ def _timestamp(value: Any) -> datetime:
         # A naive time from Vonage is UTC (their examples all end in Z).
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise PayloadError(f"timestamp {_shorten(value)} is not an ISO 8601 date and time.") from None
+        raise PayloadError(f"timestamp {shown(value)} is not an ISO 8601 date and time.") from None
 
 
 def _error_summary(error: Any) -> str:
@@ -236,11 +237,6 @@ def _error_summary(error: Any) -> str:
 def _one_of(value: Any, allowed: Any) -> bool:
     # Checked as a string first: a list or object from the body is unhashable and cannot be looked up.
     return isinstance(value, str) and value in allowed
-
-
-def _shorten(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _listed(values: Any) -> str:
