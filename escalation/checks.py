@@ -1,7 +1,9 @@
 """System checks: missing or wrong configuration is reported at start-up with clear ids."""
 
 from pathlib import Path
+from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
@@ -10,7 +12,7 @@ from escalation.vonage.auth import PrivateKeyProblem, read_private_key
 
 
 @register()
-def check_vonage_settings(app_configs, **kwargs) -> list:
+def check_vonage_settings(app_configs: list[AppConfig] | None, **kwargs: Any) -> list:
     problems = []
     if settings.ESCALATION_API not in ("dispatch", "messages"):
         problems.append(Error(
@@ -64,7 +66,7 @@ def _private_key_problems(key_path: str) -> list:
 
 
 @register(deploy=True)
-def check_secret_key(app_configs, **kwargs) -> list:
+def check_secret_key(app_configs: list[AppConfig] | None, **kwargs: Any) -> list:
     if settings.SECRET_KEY == settings.INSECURE_DEV_SECRET_KEY:
         return [Error("SECRET_KEY is the development default.",
                       hint="Set SECRET_KEY in the environment.", id="escalation.E001")]

@@ -8,7 +8,8 @@ capped), linking to the full event list, paginated, for the rest.
 """
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -179,7 +180,7 @@ class EscalationAdmin(ReadOnlyMixin, fire.EscalationControlsMixin, admin.ModelAd
         paged = queryset.filter(Exists(Page.objects.filter(escalation=OuterRef("pk"), person_name__icontains=term)))
         return found | paged, duplicates
 
-    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return EscalationChangeList
 
     def action_checkbox(self, obj: Escalation) -> str:
@@ -196,7 +197,7 @@ class EscalationAdmin(ReadOnlyMixin, fire.EscalationControlsMixin, admin.ModelAd
 
 
     def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False,
-                           form_url: str = "", obj: Escalation | None = None):
+                           form_url: str = "", obj: Escalation | None = None) -> HttpResponse:
         if obj is not None:
             context.update(history_context(obj, now=timezone.now()))
             context["can_fire"] = self.has_fire_permission(request)
@@ -204,7 +205,7 @@ class EscalationAdmin(ReadOnlyMixin, fire.EscalationControlsMixin, admin.ModelAd
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
 
-def history_context(escalation: Escalation, *, now) -> dict:
+def history_context(escalation: Escalation, *, now: datetime) -> dict:
     """The timeline picture and the log in words for one escalation: four queries, whatever its size."""
     pages = list(Page.objects.filter(escalation=escalation).order_by("round", "index", "id"))
     messages = list(Message.objects.filter(page__escalation=escalation).order_by("page_id", "channel_index", "id"))

@@ -9,12 +9,15 @@ stays true until the writes are saved.
 """
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from django.db import connection
-from django.db.models import Min, Model, QuerySet
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Field, Min, Model, QuerySet
+from django.db.models.query import RawQuerySet
 
 from escalation.engine.events import new_event
 from escalation.models import Escalation, Event, Message, Page, Person, WebhookEvent
@@ -132,7 +135,7 @@ class Batch:
             self._page_messages(instance.page)[instance.channel_index] = instance
         return instance
 
-    def update(self, instance: Model, **fields) -> None:
+    def update(self, instance: Model, **fields: Any) -> None:
         """Change fields of a row (on the instance now, in the database at save())."""
         for name, value in fields.items():
             setattr(instance, name, value)
@@ -155,7 +158,7 @@ class Batch:
             Event.objects.bulk_create(self.events)
 
 
-def _pages_at(positions: list[tuple[int, int, int]]):
+def _pages_at(positions: list[tuple[int, int, int]]) -> RawQuerySet:
     """The pages at these (escalation, round, index) positions, in one query matching row values: the ORM
     would build and compile an OR of a Q per escalation, a sixth of a busy pass's CPU (issue 18)."""
     quote = connection.ops.quote_name
@@ -165,7 +168,7 @@ def _pages_at(positions: list[tuple[int, int, int]]):
                             [value for position in positions for value in position])
 
 
-def save_changes(model: type[Model], changed) -> None:
+def save_changes(model: type[Model], changed: Iterable[tuple[Model, set[str]]]) -> None:
     """Write changed rows in as few UPDATEs as their values allow, each writing only the changed columns.
 
     Rows given the same new values (the usual case: one batch's decisions share `now` and often the plan)
@@ -197,7 +200,7 @@ def save_changes(model: type[Model], changed) -> None:
                 _update_each(cursor, model, fields, instances)
 
 
-def _update_same(cursor, model: type[Model], values, pks: list) -> None:
+def _update_same(cursor: CursorWrapper, model: type[Model], values: list[tuple[Field, object]], pks: list) -> None:
     """One UPDATE giving these rows the same values."""
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(field.column)} = %s" for field, _ in values)
@@ -206,7 +209,7 @@ def _update_same(cursor, model: type[Model], values, pks: list) -> None:
                    f"WHERE {quote(model._meta.pk.column)} IN ({', '.join(['%s'] * len(pks))})", [*params, *pks])
 
 
-def _update_each(cursor, model: type[Model], fields: tuple, instances: list[Model]) -> None:
+def _update_each(cursor: CursorWrapper, model: type[Model], fields: tuple, instances: list[Model]) -> None:
     """One statement giving each row its own values for the same fields."""
     quote = connection.ops.quote_name
     table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)

@@ -90,7 +90,7 @@ def run_due(now: datetime | None = None, limit: int = 100, pool: SendPool | None
 
 def _each(items: list, work: Callable, failure: str, pool: ThreadPoolExecutor | None) -> None:
     """`work(item)` for each item, in the pool's threads if there is one; a failure is logged with `failure`."""
-    def safely(item) -> None:
+    def safely(item: object) -> None:
         try:
             work(item)
         except Exception:

@@ -8,10 +8,12 @@ module: it imports nothing of ours, so the engine and the views can both use it.
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from typing import Any
 
+from django.http import HttpRequest, HttpResponse
 from prometheus_client import Counter, Histogram
 
 # Seconds: a healthy request takes tens of milliseconds; the read timeout is 10 s.
@@ -45,6 +47,10 @@ def vonage_request_observed(path: str, status: int | str, started: float) -> Non
         VONAGE_REQUEST_ERRORS.labels(path, status).inc()
 
 
+# A Django view, as refusals_counted wraps it.
+View = Callable[..., HttpResponse]
+
+
 @contextmanager
 def worker_pass() -> Iterator[None]:
     """Count one worker pass and time it; a failure is counted and passed on."""
@@ -67,11 +73,11 @@ def alerts_received(integration: str, outcomes: list[str]) -> None:
         ALERTS_RECEIVED.labels(integration, outcome.replace(" ", "_")).inc()
 
 
-def refusals_counted(endpoint: str):
+def refusals_counted(endpoint: str) -> Callable[[View], View]:
     """Decorate a webhook view: count every answer of 400 or more (rate limits included) as a refusal."""
-    def decorate(view):
+    def decorate(view: View) -> View:
         @wraps(view)
-        def counted(request, *args, **kwargs):
+        def counted(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             response = view(request, *args, **kwargs)
             if response.status_code >= 400:
                 webhook_refused(endpoint, response.status_code)

@@ -127,7 +127,7 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     return result
 
 
-def _load_json(raw: bytes) -> Any:
+def _load_json(raw: bytes) -> object:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError([f"The file is larger than {MAX_CONFIG_BYTES} bytes; a roster file is far smaller."])
     try:
@@ -149,7 +149,7 @@ def _unknown_keys(obj: dict, allowed: set[str], where: str) -> list[str]:
     return [f"{where}: unknown key(s) {', '.join(map(shown, unknown[:5]))}; expected {', '.join(sorted(allowed))}."]
 
 
-def _expiry_seconds(value: Any) -> int | None:
+def _expiry_seconds(value: object) -> int | None:
     """The seed writes expiry_time as a string ("600") or a number (600); nothing else is a duration."""
     if isinstance(value, bool):  # bool is an int subclass: `true` is not 1 second
         return None
@@ -161,7 +161,7 @@ def _expiry_seconds(value: Any) -> int | None:
     return None
 
 
-def _parse_channel(obj: Any, where: str) -> tuple[Channel | None, list[str]]:
+def _parse_channel(obj: object, where: str) -> tuple[Channel | None, list[str]]:
     if not isinstance(obj, dict):
         return None, [f"{where}: must be an object with type and id_num."]
     problems = []
@@ -194,7 +194,7 @@ def _parse_channel(obj: Any, where: str) -> tuple[Channel | None, list[str]]:
     return channel, []
 
 
-def _parse_user(obj: Any, where: str) -> tuple[ParsedUser | None, list[str]]:
+def _parse_user(obj: object, where: str) -> tuple[ParsedUser | None, list[str]]:
     if not isinstance(obj, dict):
         return None, [f"{where}: must be an object with name and channels."]
     problems = _unknown_keys(obj, USER_KEYS, where)
@@ -226,7 +226,7 @@ def _parse_user(obj: Any, where: str) -> tuple[ParsedUser | None, list[str]]:
     return (None, problems) if problems else (ParsedUser(name=name, channels=channels), [])
 
 
-def _parse_senders(obj: Any) -> tuple[dict[str, str], list[str]]:
+def _parse_senders(obj: object) -> tuple[dict[str, str], list[str]]:
     if not isinstance(obj, dict):
         return {}, ["FROM: must be an object like {\"SMS\": \"OnCall\"}."]
     problems = _unknown_keys(obj, set(FROM_KEYS) | SETTING_KEYS, "FROM")

@@ -4,6 +4,7 @@ integrations all call."""
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +22,7 @@ from escalation.models import (
     Escalation,
     Event,
     EventKind,
+    Integration,
     Roster,
     Sender,
 )
@@ -115,9 +117,9 @@ def escalation_fire(
     *,
     roster: Roster,
     message: str,
-    fired_by=None,
+    fired_by: AbstractBaseUser | None = None,
     fired_by_name: str = "",
-    integration=None,
+    integration: Integration | None = None,
     dedup_key: str = "",
     now: datetime | None = None,
 ) -> Escalation:

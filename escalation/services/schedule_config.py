@@ -13,7 +13,6 @@ database. Overrides are not part of the file: they are day-to-day cover, not con
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any
 
 from django.core.exceptions import ValidationError
 
@@ -40,7 +39,7 @@ class ParsedSchedule:
     layers: list[ParsedLayer]
 
 
-def _time(value: Any, where: str, problems: list[str]) -> time | None:
+def _time(value: object, where: str, problems: list[str]) -> time | None:
     if isinstance(value, str) and len(value) == 5:
         try:
             return time.fromisoformat(value)
@@ -50,7 +49,7 @@ def _time(value: Any, where: str, problems: list[str]) -> time | None:
     return None
 
 
-def _parse_layer(obj: Any, where: str, people: set[str]) -> tuple[ParsedLayer | None, list[str]]:
+def _parse_layer(obj: object, where: str, people: set[str]) -> tuple[ParsedLayer | None, list[str]]:
     if not isinstance(obj, dict):
         return None, [f"{where}: must be an object with shift_length, unit, first_handoff and participants."]
     problems = [f"{where}: unknown key {shown(k)}." for k in sorted(set(obj) - LAYER_KEYS)]
@@ -103,7 +102,7 @@ def _parse_layer(obj: Any, where: str, people: set[str]) -> tuple[ParsedLayer | 
     return (None, problems) if problems else (ParsedLayer(fields, participants), [])
 
 
-def parse_schedules(obj: Any, people: set[str]) -> tuple[list[ParsedSchedule], list[str]]:
+def parse_schedules(obj: object, people: set[str]) -> tuple[list[ParsedSchedule], list[str]]:
     """The SCHEDULES section, checked without the database; `people` are the names the file defines."""
     if not isinstance(obj, list):
         return [], ["SCHEDULES: must be a list of schedules."]

@@ -4,10 +4,9 @@ The Vonage client's parsers need it and may import nothing of ours outside escal
 copy lives here, at the bottom of the layers, where the config importers (services) can use it too.
 """
 
-from typing import Any
 
 
-def shown(value: Any, *, limit: int = 60) -> str:
+def shown(value: object, *, limit: int = 60) -> str:
     """`repr(value)`, cut to `limit` characters with "..." when longer."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit - 3]}..."

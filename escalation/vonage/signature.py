@@ -95,7 +95,7 @@ def _bearer_token(authorization: str | None) -> str:
     return token
 
 
-def _seconds(value: Any, claim: str) -> float:
+def _seconds(value: object, claim: str) -> float:
     # bool is an int in Python, and a NaN or infinite time would pass every comparison above wrongly.
     if not isinstance(value, bool) and isinstance(value, int | float):
         try:

@@ -14,6 +14,7 @@ checked for type and size before use.
 """
 
 import uuid
+from collections.abc import Container, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,7 +153,7 @@ def _inbound_text(body: dict[str, Any]) -> str:
     return f"[{content_type}]" if isinstance(content_type, str) and content_type else "[message]"
 
 
-def _address(value: Any, name: str, *, required: bool = True) -> tuple[str, str]:
+def _address(value: object, name: str, *, required: bool = True) -> tuple[str, str]:
     """(address, Vonage channel name or "") from a v0.1 object `{type, number|id}` or a v1 string."""
     if value is None and not required:
         return "", ""
@@ -170,13 +171,13 @@ def _address(value: Any, name: str, *, required: bool = True) -> tuple[str, str]
     return address, channel
 
 
-def _channel(name: Any) -> str:
+def _channel(name: object) -> str:
     if not _one_of(name, CHANNELS):
         raise PayloadError(f"Unknown channel {shown(name)}; expected one of {_listed(CHANNELS)}.")
     return CHANNELS[name]
 
 
-def _uuid(value: Any, name: str) -> str:
+def _uuid(value: object, name: str) -> str:
     # Our message and dispatch ids are UUID columns: anything else could never match, and would make the
     # lookup itself fail.
     try:
@@ -185,7 +186,7 @@ def _uuid(value: Any, name: str) -> str:
         raise PayloadError(f"{name} must be a UUID, got {shown(value)}.") from None
 
 
-def _dispatch_link(links: Any) -> str:
+def _dispatch_link(links: object) -> str:
     if links is None:
         return ""
     if not isinstance(links, dict):
@@ -203,7 +204,7 @@ def _dispatch_link(links: Any) -> str:
     return ""
 
 
-def _timestamp(value: Any) -> datetime:
+def _timestamp(value: object) -> datetime:
     if not isinstance(value, str):
         raise PayloadError("timestamp must be an ISO 8601 string.")
     try:
@@ -214,7 +215,7 @@ def _timestamp(value: Any) -> datetime:
         raise PayloadError(f"timestamp {shown(value)} is not an ISO 8601 date and time.") from None
 
 
-def _error_summary(error: Any) -> str:
+def _error_summary(error: object) -> str:
     """One readable line from v0.1's `{code, reason}` or v1's `{type, title, detail, instance}`."""
     if isinstance(error, str):
         summary = error
@@ -234,10 +235,10 @@ def _error_summary(error: Any) -> str:
     return summary[:MAX_ERROR_LENGTH]
 
 
-def _one_of(value: Any, allowed: Any) -> bool:
+def _one_of(value: object, allowed: Container[str]) -> bool:
     # Checked as a string first: a list or object from the body is unhashable and cannot be looked up.
     return isinstance(value, str) and value in allowed
 
 
-def _listed(values: Any) -> str:
+def _listed(values: Iterable[str]) -> str:
     return ", ".join(sorted(values))
