@@ -21,6 +21,14 @@ ABOVE_THE_ENGINE = (
 )
 
 
+# What the services must never call: the layers that call them.
+ABOVE_THE_SERVICES = (
+    "escalation.admin", "escalation.management", "escalation.urls", "escalation.context_processors",
+    "escalation.templatetags", "escalation.ops.probes", "escalation.ops.health", "escalation.ops.metrics",
+    "escalation.ops.exposition",
+)
+
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(APP.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -77,6 +85,16 @@ def test_it_keeps_the_engine_from_calling_up_the_layers() -> None:
         for path in modules_under("engine")
         for name in imports_of(path)
         if under(name, ABOVE_THE_ENGINE) or is_view(name)
+    }
+    assert not sorted(wrong)
+
+
+def test_it_keeps_the_services_from_calling_the_admin_the_views_or_the_commands() -> None:
+    wrong = {
+        f"{module_name(path)} imports {name}"
+        for path in modules_under("services")
+        for name in imports_of(path)
+        if under(name, ABOVE_THE_SERVICES) or is_view(name)
     }
     assert not sorted(wrong)
 
