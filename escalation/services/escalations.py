@@ -1,5 +1,6 @@
-"""Firing, cancelling and acknowledging escalations: the services the admin, webhooks, CLI and
-integrations all call."""
+"""Firing, cancelling and acknowledging escalations: the services the admin, the CLI and the integrations
+call. Cancelling and acknowledging are the engine's transitions (engine/transitions.py), which a webhook
+reaches from the engine itself."""
 
 from datetime import datetime
 
