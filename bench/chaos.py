@@ -39,6 +39,7 @@ from pathlib import Path
 
 from bench import chaos_scripts as scripts_
 from bench.chaos_scripts import Row, log
+from bench.common import workflow_text
 from bench.harness import ROOT, Stack
 
 REPORT = ROOT / "BENCHMARKS.md"
@@ -172,7 +173,7 @@ def race(rng: random.Random, scale: float) -> Row:
             if record["path"] == "/v1/messages":
                 per_step[("messages", body["client_ref"])] += 1
             else:
-                text = body["workflow"][0]["message"]["content"]["text"]
+                text = workflow_text(body)
                 per_step[("dispatch", _incident(text), scripts_.request_addresses(record)[0])] += 1
         messages_steps = sum(1 for k in per_step if k[0] == "messages")
         dispatch_steps = sum(1 for k in per_step if k[0] == "dispatch")

@@ -150,7 +150,7 @@ class Storm:
             return Sent(earlier.raw, earlier.authorization, earlier.path, noise=True)
         stranger = SimpleNamespace(uuid=str(uuid.uuid4()), to=str(447800000000 + self.rng.randrange(10**6)),
                                    sender=SENDERS["whatsapp"], channel="whatsapp", client_ref="",
-                                   dispatch_uuid="")
+                                   dispatch_uuid="", error=None)
         status = self.rng.choice(["submitted", "delivered", "read", "rejected", "undeliverable"])
         if roll < 0.55:
             made = self.webhook(shapes.v1_status(stranger, status, time.time()))
@@ -193,7 +193,7 @@ class Storm:
 
 def _message_stand_in(message) -> SimpleNamespace:
     return SimpleNamespace(uuid=str(message.message_uuid), to=message.to_address, sender=SENDERS[message.channel_type],
-                           channel=message.channel_type, client_ref=message.client_ref, dispatch_uuid="")
+                           channel=message.channel_type, client_ref=message.client_ref, dispatch_uuid="", error=None)
 
 
 def run(stack: Stack, rng: random.Random, *, scale: float = 1.0) -> Row:
@@ -287,7 +287,8 @@ def run(stack: Stack, rng: random.Random, *, scale: float = 1.0) -> Row:
             dispatch_uuid = str(page.dispatch_uuid)
             item = items[dispatch_uuid][0]
             stand_in = SimpleNamespace(uuid=item["message_uuid"], to=item["to"], sender=item["from"],
-                                       channel=item["channel"], client_ref="", dispatch_uuid=dispatch_uuid)
+                                       channel=item["channel"], client_ref="", dispatch_uuid=dispatch_uuid,
+                                       error=None)
             done = SimpleNamespace(uuid=item["message_uuid"], channel=item["channel"], status="read")
             story += storm.repeated(shapes.final_report(SimpleNamespace(uuid=dispatch_uuid), [done], "completed",
                                                         time.time()))
@@ -319,8 +320,8 @@ def run(stack: Stack, rng: random.Random, *, scale: float = 1.0) -> Row:
 def audit(stack: Stack, storm: Storm, groups: dict[str, list[int]], storm_seconds: float) -> Row:
     from escalation.models import STATUS_RANK, Escalation, Event, Message, WebhookEvent
     from escalation.services.webhooks import webhook_identity
-    from escalation.webhooks.parse import parse_webhook
-    from escalation.webhooks.payloads import StatusUpdate
+    from escalation.vonage.payloads import StatusUpdate
+    from escalation.vonage.webhooks import parse_webhook
 
     problems = []
     # Lost: an event answered 2xx whose dedup key is not stored, or one never answered 2xx at all. The

@@ -72,6 +72,13 @@ BUSINESS_INITIATED = {
 }
 
 
+def workflow_text(body: dict) -> str:
+    """The page's text in a Dispatch workflow request: the first free-text item's. A WhatsApp item comes first
+    in bench plans, and it is a template, with no text of its own (BUSINESS_INITIATED)."""
+    return next(item["message"]["content"]["text"] for item in body["workflow"]
+                if item["message"]["content"]["type"] == "text")
+
+
 def bench_plan(people: int, *, channels: tuple[str, ...] = ("whatsapp", "sms"), expiry_time: int = 600,
                condition: str = "read", rounds: int = 1, person_ids: list[int] | None = None) -> dict:
     """A frozen plan, as escalation_fire writes it, for `people` bench people."""

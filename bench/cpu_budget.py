@@ -124,10 +124,10 @@ def first_page_cost(stack, count: int = PAGES) -> dict:
     from django.utils import timezone
 
     from bench.common import bench_plan, bulk_escalations, truncate_run_tables
+    from escalation.engine.intake import webhooks_apply, webhooks_pending
     from escalation.engine.sending import SendPool
     from escalation.engine.worker import WEBHOOK_BATCH, advance, claim_due
     from escalation.models import Message
-    from escalation.services.webhooks import webhooks_apply, webhooks_pending
 
     stack.emulator.configure(webhook_base="")  # the statuses are posted below, in this process
     truncate_run_tables()

@@ -10,7 +10,7 @@ import re
 import time
 from pathlib import Path
 
-from bench.common import Result, log, median, percentile, truncate_run_tables
+from bench.common import Result, log, median, percentile, truncate_run_tables, workflow_text
 from bench.harness import Stack
 from escalation.models import Page
 
@@ -43,7 +43,7 @@ def run(stack: Stack, folder: Path) -> Result:
              for message, started, requested in Page.objects.filter(index=0, escalation__message__contains="bench fire")
              .values_list("escalation__message", "started_at", "dispatch_requested_at")}
     for request in arrived:
-        text = request["body"]["workflow"][0]["message"]["content"]["text"]
+        text = workflow_text(request["body"])
         n = int(MARK.search(text).group(1))
         commit = committed.pop(n)
         latencies.append(request["at"] - commit)

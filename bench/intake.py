@@ -42,10 +42,12 @@ from bench.common import (
     truncate_run_tables,
 )
 from bench.harness import ROOT, Stack
+from escalation.engine.intake import webhooks_apply, webhooks_pending
 from escalation.engine.worker import WEBHOOK_BATCH
 from escalation.models import Escalation, Message, MessageStatus, Page, WebhookEvent
-from escalation.services.webhooks import webhook_identity, webhooks_apply, webhooks_pending
-from escalation.webhooks.parse import load_body, parse_webhook
+from escalation.services.webhooks import webhook_identity
+from escalation.vonage.webhooks import parse_webhook
+from escalation.webhooks.body import load_body
 
 # Five webhooks each: enough distinct events for every round of the fastest kind on this machine.
 ESCALATIONS = 10_000

@@ -1,16 +1,18 @@
 """System checks: missing or wrong configuration is reported at start-up with clear ids."""
 
 from pathlib import Path
+from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from escalation.engine.sending import request_time
+from escalation.engine.provider import vonage_config
 from escalation.vonage.auth import PrivateKeyProblem, read_private_key
 
 
 @register()
-def check_vonage_settings(app_configs, **kwargs) -> list:
+def check_vonage_settings(app_configs: list[AppConfig] | None, **kwargs: Any) -> list:
     problems = []
     if settings.ESCALATION_API not in ("dispatch", "messages"):
         problems.append(Error(
@@ -39,7 +41,7 @@ def check_vonage_settings(app_configs, **kwargs) -> list:
         problems.append(Error(
             f"VONAGE_API_URL is {settings.VONAGE_API_URL!r}.",
             hint="Use https://api.nexmo.com, or the local emulator's http://127.0.0.1:PORT.", id="escalation.E004"))
-    request_seconds = request_time().total_seconds()
+    request_seconds = vonage_config().request_time.total_seconds()
     if settings.ESCALATION_SEND_LEASE_SECONDS <= request_seconds:
         problems.append(Error(
             f"ESCALATION_SEND_LEASE_SECONDS ({settings.ESCALATION_SEND_LEASE_SECONDS:g}) is not longer than one "
@@ -64,7 +66,7 @@ def _private_key_problems(key_path: str) -> list:
 
 
 @register(deploy=True)
-def check_secret_key(app_configs, **kwargs) -> list:
+def check_secret_key(app_configs: list[AppConfig] | None, **kwargs: Any) -> list:
     if settings.SECRET_KEY == settings.INSECURE_DEV_SECRET_KEY:
         return [Error("SECRET_KEY is the development default.",
                       hint="Set SECRET_KEY in the environment.", id="escalation.E001")]

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from escalation.ahead import AFTER_THE_END, clock, sent_after_the_end
-from escalation.models import Escalation, Message, Page, PageState, short_label
+from escalation.models import Escalation, Message, Page, PageState, channel_label
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,11 @@ def stories(escalation: Escalation, pages: Sequence[Page], messages: Sequence[Me
             if message is None:
                 channel = planned[index]
                 waiting = "not sent yet" if page.state == PageState.ACTIVE else "not tried"
-                card.channels.append(ChannelLine(f"{short_label(channel['type'])} {channel['address']}",
+                card.channels.append(ChannelLine(channel_label(channel["type"], channel["address"]),
                                                  waiting, ""))
                 continue
             note = AFTER_THE_END if sent_after_the_end(escalation, message) else message.error
-            card.channels.append(ChannelLine(f"{short_label(message.channel_type)} {message.to_address}",
+            card.channels.append(ChannelLine(channel_label(message.channel_type, message.to_address),
                                              message.status, _times(message), note))
         cards.append(card)
     return cards

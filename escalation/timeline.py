@@ -21,8 +21,8 @@ from escalation.models import (
     Message,
     Page,
     PageState,
+    channel_label,
 )
-from escalation.models.channels import SHORT_LABELS
 
 WIDTH = 1000
 PLOT_LEFT = 310
@@ -39,8 +39,6 @@ TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 108
 MAX_TICKS = 9
 
 # Events that become marks on the picture; everything else is only in the log in words.
-# Short names: the label column is narrow.
-CHANNEL_LABELS = SHORT_LABELS
 LABEL_CHARS = 30
 
 Scale = Callable[[datetime], float]  # a moment to its x coordinate
@@ -156,10 +154,6 @@ def format_duration(delta: timedelta | None) -> str:
     if delta is None:
         return ""
     return format_offset(delta.total_seconds()).lstrip("+")
-
-
-def channel_label(channel_type: str, address: str) -> str:
-    return f"{CHANNEL_LABELS.get(channel_type, channel_type)} {address}"
 
 
 def _short(label: str) -> str:

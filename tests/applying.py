@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from escalation.services.webhooks import webhooks_apply, webhooks_pending
+from escalation.engine.intake import webhooks_apply, webhooks_pending
 
 
 def apply_stored_webhooks(now: datetime | None = None) -> int:

@@ -16,7 +16,7 @@ from escalation.engine.apply import apply_status
 from escalation.engine.worker import run_due
 from escalation.models import Escalation, Message, Page
 from escalation.services.escalations import escalation_acknowledge, escalation_cancel, escalation_fire
-from escalation.webhooks.payloads import StatusUpdate
+from escalation.vonage.payloads import StatusUpdate
 from tests.personas import MICHAEL, TONY, make_roster
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from emulator.schemas import dispatch_problems, message_problems
-from escalation.vonage import get_client
+from escalation.engine.provider import get_client
 from escalation.vonage.bodies import failover_workflow, v1_message
 
 SPEC = Path(__file__).resolve().parent.parent / "emulator" / "spec" / "dispatch.yml"

@@ -14,7 +14,7 @@ import requests
 
 from emulator import Emulator, EmulatorConfig
 from emulator.scheduler import Scheduler
-from escalation.vonage import get_client
+from escalation.engine.provider import get_client
 from escalation.vonage.forms import FREE_TEXT, Form, TemplateSend
 from tests.conftest import TEST_APPLICATION_ID, TEST_SIGNATURE_SECRET
 from tests.emulator_fixtures import emulator_process

@@ -16,7 +16,7 @@ from escalation.engine.apply import apply_final_report, apply_inbound, apply_sta
 from escalation.engine.worker import run_due
 from escalation.models import Channel, Escalation, Event, Message, Page, Person
 from escalation.services.escalations import FireRefused, escalation_cancel, escalation_fire
-from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
+from escalation.vonage.payloads import FinalReport, InboundReply, StatusUpdate
 from tests.personas import ANNA, MICHAEL, TONY, make_roster
 
 pytestmark = pytest.mark.django_db

@@ -258,9 +258,9 @@ def test_it_counts_refused_webhooks_and_alerts_by_outcome(open_metrics, client):
 def test_it_still_answers_without_the_database_and_says_so(open_metrics, monkeypatch):
     from django.db import connections
 
-    from escalation.vonage.metrics import request_observed
+    from escalation.ops.recorded import vonage_request_observed
 
-    request_observed("/v1/messages", 202, 0.0)
+    vonage_request_observed("/v1/messages", 202, 0.0)
     database = connections["default"]
 
     def refuse(*args, **kwargs):
@@ -284,9 +284,9 @@ def _status_body() -> dict:
 def _one_acknowledged_escalation_and_some_of_everything(emulator, settings) -> None:
     """Rows for every labelled series, so promtool sees buckets, labels and values, not only empty families."""
     from escalation.engine.worker import run_due
+    from escalation.ops.recorded import vonage_request_observed
     from escalation.services.escalations import escalation_acknowledge, escalation_fire
     from escalation.services.webhooks import webhook_receive
-    from escalation.vonage.metrics import request_observed
 
     settings.ESCALATION_API = "messages"
     escalation = escalation_fire(roster=make_roster(TONY), message="promtool")
@@ -295,7 +295,7 @@ def _one_acknowledged_escalation_and_some_of_everything(emulator, settings) -> N
     webhook_receive(kind_hint="status", raw_body=json.dumps(_status_body()).encode(), authorization=None,
                     now=escalation.created_at)
     run_due()
-    request_observed("/v1/messages", "timeout", 0.0)
+    vonage_request_observed("/v1/messages", "timeout", 0.0)
     Client().post("/webhooks/status", "not json", content_type="application/json")
 
 

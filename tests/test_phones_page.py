@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from emulator.phones import load_phone_names
-from escalation.vonage import get_client
+from escalation.engine.provider import get_client
 from escalation.vonage.forms import FREE_TEXT, Form, TemplateSend
 from tests.emulator_fixtures import ROOT
 

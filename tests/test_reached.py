@@ -13,7 +13,7 @@ from escalation.engine.worker import run_due
 from escalation.models import Escalation, Event, EventKind, Message, Page, Roster, StopRule
 from escalation.services.escalations import escalation_fire
 from escalation.timeline import build_timeline
-from escalation.webhooks.payloads import StatusUpdate
+from escalation.vonage.payloads import StatusUpdate
 from tests.personas import MICHAEL, TONY, make_roster
 
 pytestmark = pytest.mark.django_db

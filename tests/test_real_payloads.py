@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from escalation.vonage import get_client
-from escalation.webhooks.parse import load_body, parse_webhook
-from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
-from escalation.webhooks.signature import verify_signature
+from escalation.engine.provider import get_client
+from escalation.vonage.payloads import FinalReport, InboundReply, StatusUpdate
+from escalation.vonage.signature import verify_signature
+from escalation.vonage.webhooks import parse_webhook
+from escalation.webhooks.body import load_body
 from tests.conftest import TEST_SIGNATURE_SECRET
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vonage"

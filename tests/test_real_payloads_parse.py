@@ -4,8 +4,9 @@ what they mean."""
 from datetime import UTC, datetime
 from pathlib import Path
 
-from escalation.webhooks.parse import load_body, parse_webhook
-from escalation.webhooks.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
+from escalation.vonage.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
+from escalation.vonage.webhooks import parse_webhook
+from escalation.webhooks.body import load_body
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vonage"
 

@@ -15,9 +15,10 @@ from django.utils import timezone
 from escalation.engine.plan import page_text_length
 from escalation.engine.replies import named_number
 from escalation.engine.worker import run_due
-from escalation.models import V1_CHANNEL_NAMES, Escalation, Event, Message, Person, Roster, RosterMember, WebhookEvent
+from escalation.models import Escalation, Event, Message, Person, Roster, RosterMember, WebhookEvent
 from escalation.services.escalations import FireRefused, escalation_cancel, escalation_fire
 from escalation.vonage.bodies import DISPATCH_FIELDS
+from escalation.vonage.channels import V1_CHANNEL_NAMES
 from tests.applying import apply_stored_webhooks
 from tests.personas import ANNA, MICHAEL, SENDERS, TONY, make_person, make_senders
 

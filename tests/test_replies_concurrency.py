@@ -10,9 +10,10 @@ from collections.abc import Callable
 import pytest
 from django.db import connection
 
+from escalation.engine.intake import webhook_apply
 from escalation.models import Escalation, Event, WebhookEvent
 from escalation.services.escalations import escalation_fire
-from escalation.services.webhooks import webhook_apply, webhook_receive
+from escalation.services.webhooks import webhook_receive
 from tests.personas import ANNA, MICHAEL, SENDERS, TONY, make_person, make_senders
 from tests.test_replies import roster
 from tests.test_webhooks import T0, paged, sent

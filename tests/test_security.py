@@ -26,6 +26,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from escalation.engine.provider import get_client
 from escalation.models import (
     ChannelTest,
     Escalation,
@@ -41,7 +42,6 @@ from escalation.models import (
 )
 from escalation.services.alerts import alert_digest
 from escalation.services.escalations import escalation_fire
-from escalation.vonage import get_client
 from tests.applying import apply_stored_webhooks
 from tests.conftest import TEST_SIGNATURE_SECRET
 from tests.history_rows import active_escalation

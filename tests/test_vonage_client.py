@@ -9,7 +9,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from escalation.vonage import VonageClient, VonageError, get_client
+from escalation.engine.provider import get_client, vonage_config
+from escalation.vonage import VonageClient, VonageConfig, VonageError
 from escalation.vonage.auth import TOKEN_REUSE_SECONDS, application_token
 from escalation.vonage.client import answer_uuid
 from escalation.vonage.errors import error_from_response
@@ -203,6 +204,28 @@ def test_one_client_per_process():
     assert isinstance(get_client(), VonageClient)
 
 
+def test_a_new_client_when_the_settings_change(settings):
+    first = get_client()
+    settings.VONAGE_READ_TIMEOUT = 3.5
+    assert get_client() is not first
+    assert get_client().http.config.read_timeout == 3.5
+
+
+def test_it_takes_plain_values_and_tells_whoever_counts_its_requests(emulator, vonage_keys):
+    # Built as any program would build it: a config of plain values, no settings, an observer of its own.
+    observed = []
+    config = VonageConfig(api_url=emulator.url, application_id=TEST_APPLICATION_ID,
+                          private_key_path=vonage_keys["private_path"], connect_timeout=2, read_timeout=5)
+    client = VonageClient(config, observe=lambda path, status, started: observed.append((path, status)))
+
+    message_uuid = client.send_message(channel=SMS, text="db down", client_ref="ref-1")
+
+    [record] = emulator.requests()
+    assert record["response"] == {"message_uuid": message_uuid}
+    assert observed == [("/v1/messages", 202)]
+    assert config.request_time.total_seconds() == 7
+
+
 @pytest.mark.parametrize("answer", [{}, {"dispatch_uuid": ""}, {"dispatch_uuid": "not-a-uuid"},
                                     {"dispatch_uuid": 42}, {"dispatch_uuid": ["a"]}])
 def test_an_accepted_answer_without_a_uuid_is_not_retried(answer):
@@ -222,6 +245,6 @@ def test_the_environments_proxy_is_read_once_for_vonages_url(monkeypatch, settin
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert VonageHttp().session.proxies == {"https": "http://proxy.internal:3128"}
+    assert VonageHttp(vonage_config()).session.proxies == {"https": "http://proxy.internal:3128"}
     monkeypatch.setenv("NO_PROXY", "api.nexmo.com")
-    assert VonageHttp().session.proxies == {}
+    assert VonageHttp(vonage_config()).session.proxies == {}

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from escalation.webhooks.parse import PayloadError, load_body, parse_webhook
-from escalation.webhooks.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
+from escalation.vonage.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
+from escalation.vonage.webhooks import PayloadError, parse_webhook
+from escalation.webhooks.body import load_body
 
 MESSAGE_UUID = "6d1bd2c4-6c1a-4b8e-9a57-2b0b3f5d7e11"
 DISPATCH_UUID = "3f0c9a52-8f3a-4a47-b1a1-5d3e0c6b2a90"

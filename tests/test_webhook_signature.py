@@ -9,7 +9,7 @@ import jwt
 import pytest
 from django.utils import timezone
 
-from escalation.webhooks.signature import CLOCK_SKEW_SECONDS, SignatureError, verify_signature
+from escalation.vonage.signature import CLOCK_SKEW_SECONDS, SignatureError, verify_signature
 from tests.conftest import TEST_SIGNATURE_SECRET
 from tests.signing import vonage_claims, vonage_signature
 

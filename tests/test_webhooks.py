@@ -14,11 +14,12 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
+from escalation.engine import intake
 from escalation.engine.apply import replay_unmatched_dispatch
+from escalation.engine.intake import webhook_apply
 from escalation.models import ChannelTest, Escalation, Event, Message, Page, Person, WebhookEvent
-from escalation.services import webhooks as webhooks_service
 from escalation.services.escalations import escalation_cancel, escalation_fire
-from escalation.services.webhooks import WebhookRefused, webhook_apply, webhook_receive
+from escalation.services.webhooks import WebhookRefused, webhook_receive
 from tests.applying import apply_stored_webhooks
 from tests.conftest import TEST_SIGNATURE_SECRET
 from tests.personas import MICHAEL, TONY, make_person, make_roster
@@ -451,7 +452,7 @@ def test_an_event_that_cannot_be_applied_is_kept_marked_and_does_not_hold_the_ot
                              authorization=None, now=T0).event
     good = webhook_receive(kind_hint="status", raw_body=json.dumps(v1_status(tony, "delivered")).encode(),
                            authorization=None, now=T0).event
-    real_apply = webhooks_service._apply
+    real_apply = intake._apply
 
     def faulty(webhook, *, now, received_at):  # a fault in the code that applies one kind of event
         if webhook.message_uuid == poison.body["message_uuid"]:
@@ -461,8 +462,8 @@ def test_an_event_that_cannot_be_applied_is_kept_marked_and_does_not_hold_the_ot
     def batch_fails(updates, *, now, received):
         raise RuntimeError("a bug in the batch")
 
-    monkeypatch.setattr(webhooks_service, "_apply", faulty)
-    monkeypatch.setattr(webhooks_service, "apply_statuses", batch_fails)
+    monkeypatch.setattr(intake, "_apply", faulty)
+    monkeypatch.setattr(intake, "apply_statuses", batch_fails)
     assert apply_stored_webhooks(now=T0) == 1
     poison.refresh_from_db()
     good.refresh_from_db()

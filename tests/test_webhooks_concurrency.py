@@ -9,9 +9,10 @@ from collections.abc import Callable
 import pytest
 from django.db import connection, transaction
 
+from escalation.engine.intake import webhook_apply, webhooks_apply
 from escalation.models import Event, WebhookEvent
 from escalation.services.escalations import escalation_fire
-from escalation.services.webhooks import Received, webhook_apply, webhook_receive, webhooks_apply
+from escalation.services.webhooks import Received, webhook_receive
 from tests.applying import apply_stored_webhooks
 from tests.conftest import requires_postgres
 from tests.personas import MICHAEL, TONY, make_roster

@@ -12,14 +12,14 @@ from django.utils import timezone
 
 from emulator.schemas import dispatch_problems, message_problems
 from escalation.engine.apply import apply_inbound
+from escalation.engine.provider import get_client
 from escalation.engine.worker import run_due
 from escalation.models import InboundContact, Message, Page, Sender
 from escalation.services.escalations import escalation_fire, fire_preview
 from escalation.services.integrations import channel_test_send
-from escalation.vonage import get_client
 from escalation.vonage.bodies import failover_workflow, v1_message
 from escalation.vonage.forms import Form, TemplateSend
-from escalation.webhooks.payloads import InboundReply
+from escalation.vonage.payloads import InboundReply
 from tests.personas import make_person, make_roster, make_senders
 
 pytestmark = pytest.mark.django_db

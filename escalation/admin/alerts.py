@@ -12,23 +12,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from escalation.admin.fire import FIRE_PERMISSION
+from escalation.admin.read_only import ReadOnlyMixin
 from escalation.models import Alert, AlertReceipt
 from escalation.services.alerts import alert_acknowledge_one, alert_resolve_one
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
 @admin.register(Alert)
-class AlertAdmin(ReadOnly):
+class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("__str__", "integration", "state", "triggered_at", "repeats", "acknowledged_by_name",
                     "resolved_at", "escalation_link")
     list_filter = ("state", "integration")
@@ -71,7 +61,7 @@ class AlertAdmin(ReadOnly):
 
 
 @admin.register(AlertReceipt)
-class AlertReceiptAdmin(ReadOnly):
+class AlertReceiptAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("received_at", "integration", "outcome", "status_code", "text")
     list_filter = ("outcome", "integration")
     list_select_related = ["integration"]

@@ -8,7 +8,8 @@ capped), linking to the full event list, paginated, for the rest.
 """
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -24,6 +25,7 @@ from django.utils.translation import gettext
 
 from escalation.admin import fire
 from escalation.admin.filters import id_parameter
+from escalation.admin.read_only import ReadOnlyMixin
 from escalation.ahead import AFTER_THE_END, next_step, sent_after_the_end
 from escalation.models import (
     MARK_KINDS,
@@ -36,11 +38,12 @@ from escalation.models import (
     Person,
     WebhookEvent,
     WebhookKind,
+    channel_label,
 )
 from escalation.models.people import count_of
 from escalation.services.webhooks import webhooks_retry
 from escalation.story import stories
-from escalation.timeline import build_timeline, channel_label, format_duration, format_offset
+from escalation.timeline import build_timeline, format_duration, format_offset
 
 # The log in words shows the latest events, the full event list (linked) the rest: a runaway escalation (a flood
 # of webhooks) keeps a page that reads at a glance and renders in a fixed time.
@@ -92,7 +95,7 @@ class EscalationChangeList(ChangeList):
 
 
 @admin.register(Escalation)
-class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
+class EscalationAdmin(ReadOnlyMixin, fire.EscalationControlsMixin, admin.ModelAdmin):
     # Methods, not the foreign keys of the same name: a foreign key column would cost a query per row.
     list_display = ["number", "state_badge", "roster_display", "fired_by_display", "when", "acknowledged_by_display",
                     "time_to_ack_display"]
@@ -177,7 +180,7 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
         paged = queryset.filter(Exists(Page.objects.filter(escalation=OuterRef("pk"), person_name__icontains=term)))
         return found | paged, duplicates
 
-    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return EscalationChangeList
 
     def action_checkbox(self, obj: Escalation) -> str:
@@ -192,18 +195,9 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
         url = reverse("admin:escalation_webhookevent_changelist") + f"?escalation__id__exact={obj.pk}"
         return format_html('<a href="{}">Raw webhooks tied to this escalation</a>', url)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Escalation | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Escalation | None = None) -> bool:
-        # The history is the record of who was woken and when; it is not edited after the fact.
-        return False
 
     def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False,
-                           form_url: str = "", obj: Escalation | None = None):
+                           form_url: str = "", obj: Escalation | None = None) -> HttpResponse:
         if obj is not None:
             context.update(history_context(obj, now=timezone.now()))
             context["can_fire"] = self.has_fire_permission(request)
@@ -211,7 +205,7 @@ class EscalationAdmin(fire.EscalationControlsMixin, admin.ModelAdmin):
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
 
-def history_context(escalation: Escalation, *, now) -> dict:
+def history_context(escalation: Escalation, *, now: datetime) -> dict:
     """The timeline picture and the log in words for one escalation: four queries, whatever its size."""
     pages = list(Page.objects.filter(escalation=escalation).order_by("round", "index", "id"))
     messages = list(Message.objects.filter(page__escalation=escalation).order_by("page_id", "channel_index", "id"))
@@ -261,7 +255,7 @@ def event_list_url(escalation: Escalation) -> str:
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Every event of the history, paginated: the full log behind an escalation page's latest events."""
 
     list_display = ["at_display", "escalation_link", "offset", "kind", "person", "channel", "text"]
@@ -316,14 +310,6 @@ class EventAdmin(admin.ModelAdmin):
         # Events are an escalation's history: whoever may read the escalation may read all of it.
         return request.user.has_perm("escalation.view_escalation") or super().has_view_permission(request, obj)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
-        return False
 
 
 def webhook_summary(body: object) -> str:
@@ -359,7 +345,7 @@ class TiedFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(fire.FirePermissionMixin, admin.ModelAdmin):
+class WebhookEventAdmin(ReadOnlyMixin, fire.FirePermissionMixin, admin.ModelAdmin):
     """Every webhook as Vonage sent it, including replies nobody was waiting for."""
 
     actions = ["apply_again"]
@@ -392,11 +378,3 @@ class WebhookEventAdmin(fire.FirePermissionMixin, admin.ModelAdmin):
         url = reverse("admin:escalation_escalation_change", args=[obj.escalation_id])
         return format_html('<a href="{}">#{}</a>', url, obj.escalation_id)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: WebhookEvent | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: WebhookEvent | None = None) -> bool:
-        return False

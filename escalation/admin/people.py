@@ -8,6 +8,7 @@ escalation/reorder.js adds drag handles and up/down buttons that renumber it.
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch, QuerySet
+from django.forms import BaseFormSet, ModelForm
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
@@ -163,7 +164,7 @@ class PersonAdmin(admin.ModelAdmin):
     def roster_list(self, person: Person) -> str:
         return ", ".join(f"{m.roster.name} (#{m.position})" for m in person.memberships.all()) or "-"
 
-    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+    def save_related(self, request: HttpRequest, form: ModelForm, formsets: list[BaseFormSet], change: bool) -> None:
         super().save_related(request, form, formsets, change)
         person = form.instance
         for formset in formsets:
@@ -175,7 +176,7 @@ class PersonAdmin(admin.ModelAdmin):
             messages.warning(request, shortage)
 
     def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False,
-                           form_url: str = "", obj: Person | None = None):
+                           form_url: str = "", obj: Person | None = None) -> HttpResponse:
         context["channel_shortage"] = channel_shortage(obj) if obj is not None and obj.pk else ""
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 

@@ -230,7 +230,8 @@ class LayerAdmin(admin.ModelAdmin):
               ("restrict_weekdays", "restrict_start", "restrict_end"))
     inlines = [LayerParticipantInline]
 
-    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: list[forms.BaseFormSet],
+                     change: bool) -> None:
         layer = form.instance
         before = []
         if change:
@@ -248,7 +249,7 @@ class OverrideAdmin(admin.ModelAdmin):
     search_fields = ("person__name", "schedule__name")
     fields = ("schedule", "person", "start", "end", "mode")
 
-    def save_model(self, request: HttpRequest, obj: Override, form, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Override, form: forms.ModelForm, change: bool) -> None:
         if not change:
             obj.created_by_name = request.user.get_username()
         super().save_model(request, obj, form, change)

@@ -17,6 +17,7 @@ from escalation.engine.event_time import event_time
 from escalation.engine.events import clock, new_event, record_event
 from escalation.engine.plan import plan_person
 from escalation.engine.replies import answered_page
+from escalation.engine.transitions import acknowledge
 from escalation.engine.windows import record_inbound
 from escalation.models import (
     FAILED_STATUSES,
@@ -34,9 +35,8 @@ from escalation.models import (
     WebhookEvent,
     short_label,
 )
-from escalation.services.escalations import escalation_acknowledge
-from escalation.webhooks.parse import parse_webhook
-from escalation.webhooks.payloads import FinalReport, InboundReply, StatusUpdate
+from escalation.vonage.payloads import FinalReport, InboundReply, StatusUpdate
+from escalation.vonage.webhooks import parse_webhook
 
 STATUS_TIME_FIELD = {
     MessageStatus.DELIVERED: "delivered_at",
@@ -218,7 +218,7 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message, datetime]], esca
 
     The messages were read under those locks, so comparing ranks here is exact: no compare-and-set is needed.
     """
-    results, changed, events, acknowledge, poke = [], {}, [], [], set()
+    results, changed, events, stopping, poke = [], {}, [], [], set()
     # The escalations that have ended, or end in this batch, with their end state.
     acknowledged = {pk: e.state for pk, e in escalations.items() if e.state != EscalationState.ACTIVE}
     for i, update, message, received_at in pairs:
@@ -249,7 +249,7 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message, datetime]], esca
                               escalation.pk, message.pk)
         elif (stop := stop_for(update.status, message, escalation, at)) is not None:
             acknowledged[escalation.pk] = EscalationState.REACHED if stop.reached else EscalationState.ACKNOWLEDGED
-            acknowledge.append((escalation, page, stop, at))
+            stopping.append((escalation, page, stop, at))
             applied = Applied(f"status {update.status}: {'reached' if stop.reached else 'acknowledged'}",
                               escalation.pk, message.pk)
         else:
@@ -261,9 +261,9 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message, datetime]], esca
     save_changes(Message, changed.values())
     if events:
         Event.objects.bulk_create(events)
-    for escalation, page, stop, at in acknowledge:
-        escalation_acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name,
-                               how=stop.how, reached=stop.reached, now=at)
+    for escalation, page, stop, at in stopping:
+        acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name, how=stop.how,
+                    reached=stop.reached, now=at)
     if poke - acknowledged.keys():
         Escalation.objects.filter(pk__in=poke - acknowledged.keys()).update(next_action_at=now)
     return results
@@ -325,9 +325,8 @@ def apply_inbound(reply: InboundReply, *, now: datetime, received_at: datetime |
         Escalation.objects.select_for_update().filter(pk=escalation.pk).first()
         record_event(escalation, EventKind.REPLIED, text + (f" ({answered.note})." if answered.note else ""),
                      at=at, page=page)
-        acknowledged = escalation_acknowledge(escalation=escalation, person_index=page.index,
-                                              by_name=page.person_name,
-                                              how=f"replied on {label}: \u201c{quote}\u201d", now=at)
+        acknowledged = acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name,
+                                   how=f"replied on {label}: \u201c{quote}\u201d", now=at)
     note = f" ({answered.note})" if answered.note else ""
     if acknowledged:
         return Applied(f"reply: acknowledged #{escalation.pk}{note}", escalation.pk)

@@ -9,15 +9,36 @@ stays true until the writes are saved.
 """
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
+from enum import Enum
+from typing import Any, Literal, NamedTuple
 
 from django.db import connection
-from django.db.models import Min, Model, QuerySet
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Field, Min, Model, QuerySet
+from django.db.models.query import RawQuerySet
 
 from escalation.engine.events import new_event
 from escalation.models import Escalation, Event, Message, Page, Person, WebhookEvent
 
-_UNREAD = object()
+
+class Unread(Enum):
+    """A value not read from the database yet (None is a value read: nothing was found)."""
+
+    UNREAD = "unread"
+
+
+class PageKey(NamedTuple):
+    """A page by its step (unique per escalation), known before the page is saved and has a primary key."""
+
+    escalation_id: int
+    round: int
+    index: int
+
+    @classmethod
+    def of(cls, page: Page) -> "PageKey":
+        return cls(page.escalation_id, page.round, page.index)
 
 
 class Batch:
@@ -29,10 +50,9 @@ class Batch:
         # model -> pk -> (instance, the fields changed on it)
         self._changed: dict[type[Model], dict[int, tuple[Model, set[str]]]] = defaultdict(dict)
         self._pages: dict[int, Page] | None = None
-        self._messages: dict[int, dict[int, Message]] = {}  # page id -> channel index -> message
-        self._new_page_messages: dict[int, dict[int, Message]] = {}
+        self._messages: dict[PageKey, dict[int, Message]] = {}  # page -> channel index -> message
         self._people: set[int] | None = None
-        self._earliest_pending: datetime | None | object = _UNREAD
+        self._earliest_pending: datetime | None | Literal[Unread.UNREAD] = Unread.UNREAD
         self._unmatched: set[str] | None = None
 
     # Reads, each made once for the whole batch when first needed.
@@ -51,7 +71,7 @@ class Batch:
 
     def reload_messages(self, page: Page) -> None:
         """Forget what was read of `page`'s messages: something outside the batch has written them."""
-        self._messages[page.pk] = {}
+        self._messages[PageKey.of(page)] = {}
         self._messages_of([page])
 
     def person_exists(self, person_id: int | None) -> bool:
@@ -65,7 +85,7 @@ class Batch:
 
     def webhooks_pending_since(self, moment: datetime) -> bool:
         """Is an event received at or before `moment` still waiting to be applied?"""
-        if self._earliest_pending is _UNREAD:
+        if self._earliest_pending is Unread.UNREAD:
             pending = WebhookEvent.objects.filter(applied_at=None).aggregate(earliest=Min("received_at"))
             self._earliest_pending = pending["earliest"]
         return self._earliest_pending is not None and self._earliest_pending <= moment
@@ -86,7 +106,7 @@ class Batch:
         for page in pages:
             page.escalation = by_id[page.escalation_id]
             self._pages[page.escalation_id] = page
-            self._messages[page.pk] = {}
+            self._messages[PageKey.of(page)] = {}
         self._messages_of(pages)
 
     def _messages_of(self, pages: list[Page]) -> None:
@@ -95,14 +115,16 @@ class Batch:
             return
         for message in Message.objects.filter(page_id__in=list(by_id)).order_by():
             message.page = by_id[message.page_id]
-            self._messages[message.page_id][message.channel_index] = message
+            self._messages[PageKey.of(message.page)][message.channel_index] = message
 
     def _page_messages(self, page: Page) -> dict[int, Message]:
-        if page.pk is None:  # started in this batch, so unsaved (and unhashable) until save()
-            return self._new_page_messages.setdefault(id(page), {})
-        if page.pk not in self._messages:
-            self.reload_messages(page)
-        return self._messages[page.pk]
+        key = PageKey.of(page)
+        if key not in self._messages:
+            if page.pk is None:  # started in this batch, so it has no messages in the database
+                self._messages[key] = {}
+            else:
+                self.reload_messages(page)
+        return self._messages[key]
 
     # Writes, kept until save().
 
@@ -113,7 +135,7 @@ class Batch:
             self._page_messages(instance.page)[instance.channel_index] = instance
         return instance
 
-    def update(self, instance: Model, **fields) -> None:
+    def update(self, instance: Model, **fields: Any) -> None:
         """Change fields of a row (on the instance now, in the database at save())."""
         for name, value in fields.items():
             setattr(instance, name, value)
@@ -136,7 +158,7 @@ class Batch:
             Event.objects.bulk_create(self.events)
 
 
-def _pages_at(positions: list[tuple[int, int, int]]):
+def _pages_at(positions: list[tuple[int, int, int]]) -> RawQuerySet:
     """The pages at these (escalation, round, index) positions, in one query matching row values: the ORM
     would build and compile an OR of a Q per escalation, a sixth of a busy pass's CPU (issue 18)."""
     quote = connection.ops.quote_name
@@ -146,7 +168,7 @@ def _pages_at(positions: list[tuple[int, int, int]]):
                             [value for position in positions for value in position])
 
 
-def save_changes(model: type[Model], changed) -> None:
+def save_changes(model: type[Model], changed: Iterable[tuple[Model, set[str]]]) -> None:
     """Write changed rows in as few UPDATEs as their values allow, each writing only the changed columns.
 
     Rows given the same new values (the usual case: one batch's decisions share `now` and often the plan)
@@ -178,7 +200,7 @@ def save_changes(model: type[Model], changed) -> None:
                 _update_each(cursor, model, fields, instances)
 
 
-def _update_same(cursor, model: type[Model], values, pks: list) -> None:
+def _update_same(cursor: CursorWrapper, model: type[Model], values: list[tuple[Field, object]], pks: list) -> None:
     """One UPDATE giving these rows the same values."""
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(field.column)} = %s" for field, _ in values)
@@ -187,7 +209,7 @@ def _update_same(cursor, model: type[Model], values, pks: list) -> None:
                    f"WHERE {quote(model._meta.pk.column)} IN ({', '.join(['%s'] * len(pks))})", [*params, *pks])
 
 
-def _update_each(cursor, model: type[Model], fields: tuple, instances: list[Model]) -> None:
+def _update_each(cursor: CursorWrapper, model: type[Model], fields: tuple, instances: list[Model]) -> None:
     """One statement giving each row its own values for the same fields."""
     quote = connection.ops.quote_name
     table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)

@@ -17,7 +17,16 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from escalation.engine.batch import Batch
-from escalation.models import Escalation, EscalationState, EventKind, Message, MessageStatus, Page, PageState
+from escalation.models import (
+    FINAL_RANK,
+    Escalation,
+    EscalationState,
+    EventKind,
+    Message,
+    MessageStatus,
+    Page,
+    PageState,
+)
 from escalation.vonage.errors import VonageError, describe_hold
 
 log = logging.getLogger(__name__)
@@ -82,7 +91,7 @@ def release(escalation: Escalation, page: Page, batch: Batch) -> None:
 def _fail(escalation: Escalation, page: Page, row: Page | Message, outcome: str, batch: Batch) -> None:
     now = batch.now
     if isinstance(row, Message):
-        batch.update(row, status=MessageStatus.FAILED, status_rank=3, failed_at=now, claimed_until=None,
+        batch.update(row, status=MessageStatus.FAILED, status_rank=FINAL_RANK, failed_at=now, claimed_until=None,
                      error=outcome[:1000])
     else:
         batch.update(row, claimed_until=None, last_error=outcome[:1000])

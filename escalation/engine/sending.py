@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
@@ -25,9 +24,12 @@ from escalation.engine.batch import Batch, workflows_applied_unmatched
 from escalation.engine.hold import hold, provider_faults, release
 from escalation.engine.logged import log_sends
 from escalation.engine.plan import personal_text, plan_person, reply_number_fits
+from escalation.engine.provider import get_client, vonage_config
 from escalation.engine.step import Send, pass_over, send_lease
 from escalation.engine.windows import Choice, TemplateValues, choose, open_windows
 from escalation.models import (
+    FINAL_RANK,
+    STATUS_RANK,
     Api,
     ChannelType,
     Escalation,
@@ -37,7 +39,7 @@ from escalation.models import (
     MessageStatus,
     Page,
 )
-from escalation.vonage import VonageError, get_client
+from escalation.vonage import VonageError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,8 @@ def perform(sends: list[Send], clock: Callable[[], datetime], pool: SendPool | N
         # may take it over. (With a lease too short for any request, a misconfiguration that check E005
         # reports, nothing is given back: giving back every claim would stall every escalation.)
         now = clock()
-        late = [s for s in group if s.lease <= now + request_time()] if send_lease() > request_time() else []
+        request_time = vonage_config().request_time
+        late = [s for s in group if s.lease <= now + request_time] if send_lease() > request_time else []
         if late:
             _give_back(late, now)
             again |= {s.escalation.pk for s in late}
@@ -99,15 +102,15 @@ Answer = str | VonageError | Skipped
 def _choices(sends: list[Send], now: datetime) -> list[list[Choice]]:
     """How each send's channels go out (one for a message, every channel for a workflow), decided now from
     the 24-hour windows: a Dispatch workflow is built once, so each item's form is fixed here."""
-    channels = {id(send): _send_channels(send) for send in sends}
-    opened = open_windows([c for _, c in (pair for pairs in channels.values() for pair in pairs)], now)
+    channels = [_send_channels(send) for send in sends]
+    opened = open_windows([c for pairs in channels for _, c in pairs], now)
     choices = []
-    for send in sends:
+    for send, send_channels in zip(sends, channels, strict=True):
         escalation = send.escalation
         values = TemplateValues(text=escalation.message, escalation=str(escalation.pk), person=send.page.person_name,
                                 roster=escalation.roster_name)
         choices.append([choose(channel, window_open=(channel["type"], channel["address"]) in opened, values=values,
-                               dispatch=escalation.api == Api.DISPATCH) for _, channel in channels[id(send)]])
+                               dispatch=escalation.api == Api.DISPATCH) for _, channel in send_channels])
     return choices
 
 
@@ -117,11 +120,6 @@ def _send_channels(send: Send) -> list[tuple[int, dict]]:
     if send.message is not None:
         return [(send.message.channel_index, channels[send.message.channel_index])]
     return list(enumerate(channels))
-
-
-def request_time() -> timedelta:
-    """The longest one request can take: its connect and read timeouts."""
-    return timedelta(seconds=settings.VONAGE_CONNECT_TIMEOUT + settings.VONAGE_READ_TIMEOUT)
 
 
 def _give_back(sends: list[Send], now: datetime) -> None:
@@ -242,9 +240,9 @@ def _message_outcome(send: Send, escalation: Escalation, choice: Choice, answer:
     label = ChannelType(message.channel_type).label
     if isinstance(answer, Skipped):
         # Nothing was sent, so nothing can arrive: the next channel is tried at once.
-        if rank < 3:
-            batch.update(message, status=MessageStatus.FAILED, status_rank=3, failed_at=now, claimed_until=None,
-                         error=f"skipped: {answer.reason}"[:1000], form="skipped")
+        if rank < FINAL_RANK:
+            batch.update(message, status=MessageStatus.FAILED, status_rank=FINAL_RANK, failed_at=now,
+                         claimed_until=None, error=f"skipped: {answer.reason}"[:1000], form="skipped")
         batch.event(page.escalation_id, EventKind.SEND_FAILED,
                     f"Skipped {page.person_name}'s {label} {message.to_address}: {answer.reason}.",
                     page=page, message=message)
@@ -253,8 +251,9 @@ def _message_outcome(send: Send, escalation: Escalation, choice: Choice, answer:
         deadline = now + timedelta(seconds=message.expiry_time)
         fields = {"message_uuid": answer, "sent_at": now, "deadline": deadline, "claimed_until": None, "error": "",
                   "form": choice.label[:200]}
-        if rank == 0:  # a status webhook (matched by client_ref) may already have moved it on
-            fields.update(status=MessageStatus.SUBMITTED, status_rank=1)
+        # A status webhook (matched by client_ref) may already have moved it on.
+        if rank == STATUS_RANK[MessageStatus.QUEUED]:
+            fields.update(status=MessageStatus.SUBMITTED, status_rank=STATUS_RANK[MessageStatus.SUBMITTED])
         batch.update(message, **fields)
         release(escalation, page, batch)
         batch.event(page.escalation_id, EventKind.SENT,
@@ -264,8 +263,8 @@ def _message_outcome(send: Send, escalation: Escalation, choice: Choice, answer:
     if answer.provider_fault:
         return hold(escalation, answer, message, batch)
     # This recipient or channel was refused: the person's next channel, if any, is tried at once.
-    if rank < 3:
-        batch.update(message, status=MessageStatus.FAILED, status_rank=3, failed_at=now, claimed_until=None,
+    if rank < FINAL_RANK:
+        batch.update(message, status=MessageStatus.FAILED, status_rank=FINAL_RANK, failed_at=now, claimed_until=None,
                      error=str(answer)[:1000])
     batch.event(page.escalation_id, EventKind.SEND_FAILED,
                 f"Vonage refused the {label} message to {message.to_address}: {answer}", page=page, message=message)

@@ -10,6 +10,8 @@ statements as one. It never talks to Vonage: the claimed sends are made outside 
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
+from typing import Literal
 
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +21,7 @@ from escalation.engine.batch import Batch
 from escalation.engine.plan import person_deadline, person_window_seconds, plan_people, plan_person
 from escalation.models import (
     FAILED_STATUSES,
+    FINAL_RANK,
     Api,
     ChannelType,
     Escalation,
@@ -51,7 +54,15 @@ class Wait:
     action: Send | None = None
 
 
-PASSED_OVER = object()
+class PassedOver(Enum):
+    """A step's outcome when it passed the person over: decide() goes on to the next person at once."""
+
+    PASSED_OVER = "passed over"
+
+
+PASSED_OVER = PassedOver.PASSED_OVER
+# What one step of a page decides: wait (and maybe send), or move on.
+Outcome = Wait | Literal[PassedOver.PASSED_OVER]
 
 # How long a deadline waits for webhooks received before it to be applied, and how often it looks again.
 PENDING_WEBHOOKS_GRACE = timedelta(seconds=10)
@@ -147,7 +158,7 @@ def _first_send(escalation: Escalation, page: Page, batch: Batch) -> Wait:
     return _new_message(escalation, page, 0, batch)
 
 
-def _page_step(escalation: Escalation, page: Page, batch: Batch):
+def _page_step(escalation: Escalation, page: Page, batch: Batch) -> Outcome:
     if escalation.api == Api.DISPATCH:
         return _dispatch_page_step(escalation, page, batch)
     return _messages_page_step(escalation, page, batch)
@@ -165,7 +176,7 @@ def _claim(row: Page | Message, batch: Batch) -> datetime:
     return row.claimed_until
 
 
-def _dispatch_page_step(escalation: Escalation, page: Page, batch: Batch, replayed: bool = False):
+def _dispatch_page_step(escalation: Escalation, page: Page, batch: Batch, replayed: bool = False) -> Outcome:
     person, now = plan_person(escalation, page.index), batch.now
     if page.dispatch_uuid is None:
         if page.claimed_until and page.claimed_until > now:
@@ -216,7 +227,7 @@ def _webhooks_pending_at(deadline: datetime, batch: Batch) -> datetime | None:
     return batch.now + PENDING_WEBHOOKS_RECHECK
 
 
-def _messages_page_step(escalation: Escalation, page: Page, batch: Batch):
+def _messages_page_step(escalation: Escalation, page: Page, batch: Batch) -> Outcome:
     channels, now = plan_person(escalation, page.index)["channels"], batch.now
     last = batch.last_message(page)
     if last is None:
@@ -227,7 +238,7 @@ def _messages_page_step(escalation: Escalation, page: Page, batch: Batch):
         if last.send_attempts < settings.ESCALATION_SEND_ATTEMPTS or escalation.held_since is not None:
             return Wait(_claim(last, batch), Send(escalation, page, last))
         give_up = f"gave up after {last.send_attempts} attempt(s): {last.error or 'no answer'}"
-        batch.update(last, status=MessageStatus.FAILED, status_rank=3, failed_at=now, error=give_up[:1000])
+        batch.update(last, status=MessageStatus.FAILED, status_rank=FINAL_RANK, failed_at=now, error=give_up[:1000])
         batch.event(escalation, EventKind.SEND_FAILED,
                     f"{page.person_name}'s {ChannelType(last.channel_type).label} {last.to_address}: {give_up}",
                     page=page, message=last)

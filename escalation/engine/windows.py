@@ -18,7 +18,7 @@ from django.db.models import F
 from escalation.models import ChannelType, InboundContact, Sender
 from escalation.models.channels import WINDOWED_CHANNELS
 from escalation.vonage.forms import FREE_TEXT, Form, TemplateSend
-from escalation.webhooks.payloads import InboundReply
+from escalation.vonage.payloads import InboundReply
 
 WINDOW = timedelta(hours=24)
 # WhatsApp refuses template parameters holding new lines, tabs or runs of spaces; the alert text may have them.

@@ -12,12 +12,12 @@ from django.db.models import Min
 from django.utils import timezone
 
 from escalation.engine.heartbeat import Heartbeat
+from escalation.engine.intake import webhooks_apply, webhooks_pending
 from escalation.engine.sending import SendPool, perform
 from escalation.engine.step import decide_due
 from escalation.engine.wakeup import Wakeup
 from escalation.models import Escalation, EscalationState
 from escalation.ops.recorded import worker_pass
-from escalation.services.webhooks import webhooks_apply, webhooks_pending
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def run_due(now: datetime | None = None, limit: int = 100, pool: SendPool | None
 
 def _each(items: list, work: Callable, failure: str, pool: ThreadPoolExecutor | None) -> None:
     """`work(item)` for each item, in the pool's threads if there is one; a failure is logged with `failure`."""
-    def safely(item) -> None:
+    def safely(item: object) -> None:
         try:
             work(item)
         except Exception:

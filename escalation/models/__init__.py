@@ -1,10 +1,9 @@
 from escalation.models.alerts import Alert, AlertReceipt, AlertState, ReceiptOutcome
 from escalation.models.channels import (
-    CHANNEL_TYPE_FROM_V1,
     TEXT_LIMITS,
-    V1_CHANNEL_NAMES,
     ChannelType,
     Condition,
+    channel_label,
     short_label,
 )
 from escalation.models.integrations import ChannelTest, Integration, IntegrationFormat
@@ -21,6 +20,7 @@ from escalation.models.people import (
 )
 from escalation.models.runs import (
     FAILED_STATUSES,
+    FINAL_RANK,
     MARK_KINDS,
     STATUS_RANK,
     Api,
@@ -48,10 +48,10 @@ from escalation.models.workers import WorkerHeartbeat
 
 __all__ = [
     "Alert", "AlertReceipt", "AlertState", "ReceiptOutcome",
-    "CHANNEL_TYPE_FROM_V1", "FAILED_STATUSES", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
-    "V1_CHANNEL_NAMES", "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
+    "FAILED_STATUSES", "FINAL_RANK", "MARK_KINDS", "MIN_CHANNELS_PER_PERSON", "STATUS_RANK", "TEXT_LIMITS",
+    "Api", "Channel", "ChannelType", "Condition", "Escalation", "EscalationState",
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
     "InboundContact", "PageState", "Person", "Roster", "RosterMember", "Sender", "StopRule", "WebhookEvent",
-    "WebhookKind", "WorkerHeartbeat", "short_label", "validate_address", "validate_sender",
+    "WebhookKind", "WorkerHeartbeat", "channel_label", "short_label", "validate_address", "validate_sender",
     "Layer", "LayerParticipant", "Override", "OverrideMode", "PersonFeed", "Schedule", "ShiftUnit",
 ]

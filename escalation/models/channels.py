@@ -4,6 +4,7 @@ from django.db import models
 
 
 class ChannelType(models.TextChoices):
+    # The values are Vonage's names (escalation/vonage/channels.py), given to the client as they are.
     MESSENGER = "messenger", "Facebook Messenger"
     VIBER = "viber_service_msg", "Viber"
     WHATSAPP = "whatsapp", "WhatsApp"
@@ -19,6 +20,11 @@ def short_label(channel_type: str) -> str:
     return SHORT_LABELS.get(channel_type, channel_type)
 
 
+def channel_label(channel_type: str, address: str) -> str:
+    """A channel where space is short: "Viber 447700900001"."""
+    return f"{short_label(channel_type)} {address}"
+
+
 class Condition(models.TextChoices):
     READ = "read", "read"
     DELIVERED = "delivered", "delivered"
@@ -31,15 +37,6 @@ TEXT_LIMITS = {
     ChannelType.WHATSAPP: 4096,
     ChannelType.SMS: 1000,
 }
-
-# The Messages API v1 calls Viber `viber_service`; Dispatch calls it `viber_service_msg`.
-V1_CHANNEL_NAMES = {
-    ChannelType.MESSENGER: "messenger",
-    ChannelType.VIBER: "viber_service",
-    ChannelType.WHATSAPP: "whatsapp",
-    ChannelType.SMS: "sms",
-}
-CHANNEL_TYPE_FROM_V1 = {v: k for k, v in V1_CHANNEL_NAMES.items()}
 
 MIN_EXPIRY_SECONDS = 15
 MAX_EXPIRY_SECONDS = 86400

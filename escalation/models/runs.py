@@ -165,6 +165,8 @@ STATUS_RANK = {
     MessageStatus.UNDELIVERABLE: 3,
     MessageStatus.FAILED: 3,
 }
+# Read and every failure are final: no later status moves a message on from them.
+FINAL_RANK = STATUS_RANK[MessageStatus.FAILED]
 FAILED_STATUSES = {MessageStatus.REJECTED, MessageStatus.UNDELIVERABLE, MessageStatus.FAILED}
 
 

@@ -4,6 +4,7 @@ Bars are placed in percent of the width, so the picture fits a phone as well as 
 given as UTC (`data-utc`) too, so the page can show it in the viewer's zone where that differs.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -65,7 +66,7 @@ def build_picture(loaded: LoadedSchedule, *, now: datetime, days: int = 14) -> P
         return Bar(round(left, 3), round(width, 3), label, begin, finish, local_text(begin, tz), local_text(finish, tz),
                    kind)
 
-    def names(people) -> str:
+    def names(people: Iterable[int]) -> str:
         return " + ".join(loaded.people_names(people))
 
     lanes = []

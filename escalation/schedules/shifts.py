@@ -31,7 +31,7 @@ The rules
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -195,7 +195,8 @@ def _shift_around(rotation: Rotation, tz: ZoneInfo, at: datetime) -> tuple[int, 
     return number, start, end
 
 
-def _restriction_windows(restriction: Restriction, tz: ZoneInfo, start: datetime, end: datetime):
+def _restriction_windows(restriction: Restriction, tz: ZoneInfo, start: datetime,
+                         end: datetime) -> Iterator[tuple[datetime, datetime]]:
     """The restriction's windows overlapping [start, end), as (start, end) instants, in order."""
     day = to_local(start, tz).date() - timedelta(days=1)
     last_day = to_local(end, tz).date()

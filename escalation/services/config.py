@@ -35,6 +35,7 @@ from escalation.models.people import count_of
 from escalation.services.config_senders import KEYS as SETTING_KEYS
 from escalation.services.config_senders import export_sender_settings, parse_sender_settings
 from escalation.services.schedule_config import ParsedSchedule, export_schedule, parse_schedules, write_schedules
+from escalation.vonage.shown import shown
 
 # A real roster file is a few kilobytes; the cap keeps a hostile file from eating memory.
 MAX_CONFIG_BYTES = 1_000_000
@@ -121,12 +122,12 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     result = {}
     for key, value in pairs:
         if key in result:
-            raise ConfigError([f"The key {_shown(key)} appears twice in the same object."])
+            raise ConfigError([f"The key {shown(key)} appears twice in the same object."])
         result[key] = value
     return result
 
 
-def _load_json(raw: bytes) -> Any:
+def _load_json(raw: bytes) -> object:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError([f"The file is larger than {MAX_CONFIG_BYTES} bytes; a roster file is far smaller."])
     try:
@@ -141,20 +142,14 @@ def _load_json(raw: bytes) -> Any:
         raise ConfigError([f"The file is not valid JSON: {e}."]) from None
 
 
-def _shown(value: Any) -> str:
-    """A value as it appears in an error message, cut short: a hostile file may hold a megabyte string."""
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:57]}..."
-
-
 def _unknown_keys(obj: dict, allowed: set[str], where: str) -> list[str]:
     unknown = sorted(set(obj) - allowed)
     if not unknown:
         return []
-    return [f"{where}: unknown key(s) {', '.join(map(_shown, unknown[:5]))}; expected {', '.join(sorted(allowed))}."]
+    return [f"{where}: unknown key(s) {', '.join(map(shown, unknown[:5]))}; expected {', '.join(sorted(allowed))}."]
 
 
-def _expiry_seconds(value: Any) -> int | None:
+def _expiry_seconds(value: object) -> int | None:
     """The seed writes expiry_time as a string ("600") or a number (600); nothing else is a duration."""
     if isinstance(value, bool):  # bool is an int subclass: `true` is not 1 second
         return None
@@ -166,7 +161,7 @@ def _expiry_seconds(value: Any) -> int | None:
     return None
 
 
-def _parse_channel(obj: Any, where: str) -> tuple[Channel | None, list[str]]:
+def _parse_channel(obj: object, where: str) -> tuple[Channel | None, list[str]]:
     if not isinstance(obj, dict):
         return None, [f"{where}: must be an object with type and id_num."]
     problems = []
@@ -174,17 +169,17 @@ def _parse_channel(obj: Any, where: str) -> tuple[Channel | None, list[str]]:
     if isinstance(kind, str) and kind in ChannelType.values:
         where = f"{where} ({kind})"
     else:
-        problems.append(f"{where}: type {_shown(kind)} is not one of {', '.join(ChannelType.values)}.")
+        problems.append(f"{where}: type {shown(kind)} is not one of {', '.join(ChannelType.values)}.")
     problems += _unknown_keys(obj, CHANNEL_KEYS, where)
     address = obj.get("id_num")
     if not isinstance(address, str):
         problems.append(f"{where}: id_num must be a string, e.g. \"447700900001\".")
     condition = obj.get("condition_status", Condition.READ)
     if not isinstance(condition, str) or condition not in Condition.values:
-        problems.append(f"{where}: condition_status {_shown(condition)} is not one of {', '.join(Condition.values)}.")
+        problems.append(f"{where}: condition_status {shown(condition)} is not one of {', '.join(Condition.values)}.")
     expiry = _expiry_seconds(obj.get("expiry_time", DEFAULT_EXPIRY_SECONDS))
     if expiry is None:
-        problems.append(f"{where}: expiry_time {_shown(obj.get('expiry_time'))} is not a whole number of seconds.")
+        problems.append(f"{where}: expiry_time {shown(obj.get('expiry_time'))} is not a whole number of seconds.")
     if problems:
         return None, problems
     channel = Channel(type=kind, address=address, condition=condition, expiry_time=expiry)
@@ -192,14 +187,14 @@ def _parse_channel(obj: Any, where: str) -> tuple[Channel | None, list[str]]:
         channel.full_clean(exclude=["person", "position"])
     except ValidationError as e:
         return None, [
-            f"{where}: {CHANNEL_KEY_FOR_FIELD.get(name, name)} {_shown(obj.get(CHANNEL_KEY_FOR_FIELD.get(name, '')))}: "
+            f"{where}: {CHANNEL_KEY_FOR_FIELD.get(name, name)} {shown(obj.get(CHANNEL_KEY_FOR_FIELD.get(name, '')))}: "
             f"{' '.join(messages)}"
             for name, messages in e.message_dict.items()
         ]
     return channel, []
 
 
-def _parse_user(obj: Any, where: str) -> tuple[ParsedUser | None, list[str]]:
+def _parse_user(obj: object, where: str) -> tuple[ParsedUser | None, list[str]]:
     if not isinstance(obj, dict):
         return None, [f"{where}: must be an object with name and channels."]
     problems = _unknown_keys(obj, USER_KEYS, where)
@@ -207,12 +202,12 @@ def _parse_user(obj: Any, where: str) -> tuple[ParsedUser | None, list[str]]:
     if not isinstance(name, str) or not name.strip():
         return None, [*problems, f"{where}: name must be a non-empty string."]
     if name != name.strip():
-        problems.append(f"{where}: name {_shown(name)} has leading or trailing spaces.")
+        problems.append(f"{where}: name {shown(name)} has leading or trailing spaces.")
     try:
         Person(name=name).full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as e:
-        problems += [f"{where} {_shown(name)}: name: {' '.join(m)}" for m in e.message_dict.values()]
-    where = f"{where} {_shown(name)}"
+        problems += [f"{where} {shown(name)}: name: {' '.join(m)}" for m in e.message_dict.values()]
+    where = f"{where} {shown(name)}"
     raw_channels = obj.get("channels")
     if not isinstance(raw_channels, list):
         return None, [*problems, f"{where}: channels must be a list."]
@@ -231,7 +226,7 @@ def _parse_user(obj: Any, where: str) -> tuple[ParsedUser | None, list[str]]:
     return (None, problems) if problems else (ParsedUser(name=name, channels=channels), [])
 
 
-def _parse_senders(obj: Any) -> tuple[dict[str, str], list[str]]:
+def _parse_senders(obj: object) -> tuple[dict[str, str], list[str]]:
     if not isinstance(obj, dict):
         return {}, ["FROM: must be an object like {\"SMS\": \"OnCall\"}."]
     problems = _unknown_keys(obj, set(FROM_KEYS) | SETTING_KEYS, "FROM")
@@ -241,12 +236,12 @@ def _parse_senders(obj: Any) -> tuple[dict[str, str], list[str]]:
             continue
         value = obj[key]
         if not isinstance(value, str):
-            problems.append(f"FROM.{key}: must be a string, not {_shown(value)}.")
+            problems.append(f"FROM.{key}: must be a string, not {shown(value)}.")
             continue
         try:
             Sender(channel_type=channel_type, sender_id=value).full_clean(validate_unique=False)
         except ValidationError as e:
-            problems += [f"FROM.{key} {_shown(value)}: {' '.join(m)}" for m in e.message_dict.values()]
+            problems += [f"FROM.{key} {shown(value)}: {' '.join(m)}" for m in e.message_dict.values()]
             continue
         senders[channel_type] = value
     return senders, problems
@@ -286,7 +281,7 @@ def config_parse(*, raw: bytes) -> ParsedConfig:
         if user is None:
             continue
         if user.name in seen:
-            problems.append(f"{label} {number} {_shown(user.name)}: the name is listed twice; names must be unique.")
+            problems.append(f"{label} {number} {shown(user.name)}: the name is listed twice; names must be unique.")
         seen.add(user.name)
         (users if label == "USERS user" else people).append(user)
         if label == "USERS user":
@@ -296,7 +291,7 @@ def config_parse(*, raw: bytes) -> ParsedConfig:
     defined = {schedule.name for schedule in schedules}
     for number, name in roster_schedules:
         if not isinstance(name, str) or name not in defined:
-            problems.append(f"USERS user {number}: schedule {_shown(name)} is not one of the file's SCHEDULES.")
+            problems.append(f"USERS user {number}: schedule {shown(name)} is not one of the file's SCHEDULES.")
     if len(set(order)) != len(order):
         problems.append("USERS: a schedule is listed twice; a roster lists each schedule once.")
     if problems:
@@ -313,8 +308,8 @@ def config_import(*, raw: bytes, roster_name: str = DEFAULT_ROSTER_NAME) -> Conf
     try:
         Roster(name=roster_name).full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as e:
-        shown = _shown(roster_name)
-        raise ConfigError([f"Roster name {shown}: {' '.join(m)}" for m in e.message_dict.values()]) from None
+        quoted = shown(roster_name)
+        raise ConfigError([f"Roster name {quoted}: {' '.join(m)}" for m in e.message_dict.values()]) from None
     try:
         with transaction.atomic():
             return _write(parsed, roster_name)

@@ -52,7 +52,7 @@ def parse_sender_settings(obj: dict, senders: dict[str, str]) -> tuple[dict[str,
     return settings, problems
 
 
-def _template_fields(value: Any) -> tuple[dict, list[str]]:
+def _template_fields(value: object) -> tuple[dict, list[str]]:
     where = f"FROM.{TEMPLATE_KEY}"
     if not isinstance(value, dict):
         return {}, [f"{where}: must be an object like {{\"name\": \"oncall_alert\", \"locale\": \"en-GB\"}}."]

@@ -1,31 +1,30 @@
-"""Firing, cancelling and acknowledging escalations: the services the admin, webhooks, CLI and
-integrations all call."""
+"""Firing, cancelling and acknowledging escalations: the services the admin, the CLI and the integrations
+call. Cancelling and acknowledging are the engine's transitions (engine/transitions.py), which a webhook
+reaches from the engine itself."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from escalation.engine.events import new_event, record_event
 from escalation.engine.plan import page_text_length, person_window_seconds, text_limit
+from escalation.engine.transitions import acknowledge, cancel
 from escalation.engine.wakeup import notify_workers
 from escalation.engine.windows import TemplateValues, choose, open_windows, sender_settings
 from escalation.models import (
     MIN_CHANNELS_PER_PERSON,
-    Alert,
     Api,
     Channel,
     ChannelType,
     Escalation,
-    EscalationState,
     Event,
     EventKind,
-    Page,
-    PageState,
-    Person,
+    Integration,
     Roster,
     Sender,
 )
@@ -127,9 +126,9 @@ def escalation_fire(
     *,
     roster: Roster,
     message: str,
-    fired_by=None,
+    fired_by: AbstractBaseUser | None = None,
     fired_by_name: str = "",
-    integration=None,
+    integration: Integration | None = None,
     dedup_key: str = "",
     now: datetime | None = None,
 ) -> Escalation:
@@ -165,21 +164,6 @@ def escalation_fire(
     return escalation
 
 
-def _end(escalation_id: int, state: str, *, now: datetime, outcome: str, **fields) -> bool:
-    """Compare-and-set an active escalation into a final state; False if it had already ended."""
-    # savepoint=False here and below: inside a caller's transaction these writes stand or fall with it,
-    # so a savepoint would only cost two more round trips on the webhook path.
-    with transaction.atomic(savepoint=False):
-        ended = Escalation.objects.filter(pk=escalation_id, state=EscalationState.ACTIVE).update(
-            state=state, ended_at=now, next_action_at=None, outcome=outcome[:300], **fields
-        )
-        if ended:
-            Page.objects.filter(escalation_id=escalation_id, state=PageState.ACTIVE).update(
-                state=PageState.STOPPED, ended_at=now, outcome=outcome[:300]
-            )
-    return bool(ended)
-
-
 def escalation_acknowledge(
     *,
     escalation: Escalation | int,
@@ -190,52 +174,13 @@ def escalation_acknowledge(
     reached: bool = False,
 ) -> bool:
     """Someone acknowledged (or, with `reached`, a channel's `delivered` condition was met): stop paging
-    anyone for this escalation, for good.
-
-    The two end apart: acknowledged means a person confirmed (a read, a reply, an admin on their behalf);
-    reached only that a message arrived on a phone. `person_index` is the person's position in the plan
-    (None for an acknowledgement by someone outside it). Returns False when the escalation had already ended.
-    """
-    now = now or timezone.now()
-    escalation = escalation if isinstance(escalation, Escalation) else Escalation.objects.get(pk=escalation)
-    person_id = None
-    if person_index is not None:
-        person_id = escalation.plan["people"][person_index]["person_id"]
-    state, page_state, kind = ((EscalationState.REACHED, PageState.REACHED, EventKind.REACHED) if reached else
-                               (EscalationState.ACKNOWLEDGED, PageState.ACKNOWLEDGED, EventKind.ACKNOWLEDGED))
-    with transaction.atomic(savepoint=False):
-        credited_page = None
-        if person_index is not None:
-            credited_page = (Page.objects.filter(escalation=escalation, index=person_index)
-                             .order_by("-round").first())
-        ended = _end(
-            escalation.pk, state, now=now, outcome=f"{by_name}: {how}",
-            acknowledged_by_id=person_id if Person.objects.filter(pk=person_id).exists() else None,
-            acknowledged_by_name=by_name,
-        )
-        if not ended:
-            return False
-        if not reached:
-            # Someone owns the alert now. A delivery alone owns nothing: a repeat of the alert pages again.
-            Alert.objects.owned_through(escalation.pk, by_name=by_name, now=now)
-        if credited_page is not None:
-            Page.objects.filter(pk=credited_page.pk).update(state=page_state, ended_at=now, outcome=how[:300])
-        text = f"Reached {by_name}: {how}; nobody has acknowledged." if reached else f"Acknowledged: {by_name} {how}."
-        record_event(escalation, kind, text, at=now, page=credited_page)
-    return True
+    anyone for this escalation, for good (engine/transitions.py). False when it had already ended."""
+    return acknowledge(escalation=escalation, person_index=person_index, by_name=by_name, how=how,
+                       now=now or timezone.now(), reached=reached)
 
 
 def escalation_cancel(
     *, escalation: Escalation | int, by_name: str, reason: str = "", now: datetime | None = None
 ) -> bool:
     """Stop an active escalation like an acknowledgement, but credit nobody. False if it had ended."""
-    now = now or timezone.now()
-    escalation_id = escalation if isinstance(escalation, int) else escalation.pk
-    why = f"cancelled by {by_name}" + (f": {reason}" if reason else "")
-    with transaction.atomic(savepoint=False):
-        if not _end(escalation_id, EscalationState.CANCELLED, now=now, outcome=why):
-            return False
-        # Whoever stopped the paging owns the alert it paged for (a resolve marks it resolved first).
-        Alert.objects.owned_through(escalation_id, by_name=by_name, now=now)
-        record_event(escalation_id, EventKind.CANCELLED, why[0].upper() + why[1:] + ".", at=now)
-    return True
+    return cancel(escalation=escalation, by_name=by_name, reason=reason, now=now or timezone.now())

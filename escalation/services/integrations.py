@@ -11,6 +11,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from escalation.engine.plan import personal_text
+from escalation.engine.provider import get_client
 from escalation.engine.windows import TemplateValues, choose, open_windows, sender_settings
 from escalation.integrations.parse import FIRING, AlertNotice
 from escalation.models import (
@@ -25,7 +26,7 @@ from escalation.models import (
 from escalation.models.integrations import new_token
 from escalation.models.runs import new_client_ref
 from escalation.services.alerts import AlertOutcome, alert_resolve, alert_trigger
-from escalation.vonage import VonageError, get_client
+from escalation.vonage import VonageError
 
 # The candidates for a token are fetched by its first characters and the whole token is then compared in
 # constant time: the indexed lookup can at most leak (by timing) these few characters, never the rest.

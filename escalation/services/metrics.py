@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Case, CharField, Count, F, Min, Value, When
+from django.db.models import Case, CharField, Count, F, Min, Model, Value, When
 
 from escalation.models import Escalation, EscalationState, Event, EventKind, Message, WebhookEvent
 
@@ -103,7 +103,7 @@ def _backlog(found: dict, now: datetime) -> Backlog:
     return Backlog(found["n"], max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
 
 
-def _table(model) -> str:
+def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 

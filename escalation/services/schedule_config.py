@@ -13,12 +13,12 @@ database. Overrides are not part of the file: they are day-to-day cover, not con
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any
 
 from django.core.exceptions import ValidationError
 
 from escalation.models import Layer, LayerParticipant, Person, Schedule, ShiftUnit
 from escalation.models.schedules import MAX_SHIFT_LENGTH, validate_time_zone
+from escalation.vonage.shown import shown
 
 SCHEDULE_KEYS = {"name", "time_zone", "description", "layers"}
 LAYER_KEYS = {"name", "shift_length", "unit", "first_handoff", "restriction", "anchor", "participants"}
@@ -39,38 +39,33 @@ class ParsedSchedule:
     layers: list[ParsedLayer]
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:57]}..."
-
-
-def _time(value: Any, where: str, problems: list[str]) -> time | None:
+def _time(value: object, where: str, problems: list[str]) -> time | None:
     if isinstance(value, str) and len(value) == 5:
         try:
             return time.fromisoformat(value)
         except ValueError:
             pass
-    problems.append(f"{where}: {_shown(value)} is not a local time like \"09:00\".")
+    problems.append(f"{where}: {shown(value)} is not a local time like \"09:00\".")
     return None
 
 
-def _parse_layer(obj: Any, where: str, people: set[str]) -> tuple[ParsedLayer | None, list[str]]:
+def _parse_layer(obj: object, where: str, people: set[str]) -> tuple[ParsedLayer | None, list[str]]:
     if not isinstance(obj, dict):
         return None, [f"{where}: must be an object with shift_length, unit, first_handoff and participants."]
-    problems = [f"{where}: unknown key {_shown(k)}." for k in sorted(set(obj) - LAYER_KEYS)]
+    problems = [f"{where}: unknown key {shown(k)}." for k in sorted(set(obj) - LAYER_KEYS)]
     length = obj.get("shift_length", 1)
     if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_SHIFT_LENGTH:
-        problems.append(f"{where}: shift_length {_shown(length)} is not a whole number from 1 to {MAX_SHIFT_LENGTH}.")
+        problems.append(f"{where}: shift_length {shown(length)} is not a whole number from 1 to {MAX_SHIFT_LENGTH}.")
     unit = obj.get("unit", ShiftUnit.WEEKS)
     if unit not in ShiftUnit.values:
-        problems.append(f"{where}: unit {_shown(unit)} is not one of {', '.join(ShiftUnit.values)}.")
+        problems.append(f"{where}: unit {shown(unit)} is not one of {', '.join(ShiftUnit.values)}.")
     first = obj.get("first_handoff")
     try:
         first = datetime.fromisoformat(first) if isinstance(first, str) else None
     except ValueError:
         first = None
     if first is None or first.tzinfo is not None:
-        problems.append(f"{where}: first_handoff {_shown(obj.get('first_handoff'))} is not a local date and time "
+        problems.append(f"{where}: first_handoff {shown(obj.get('first_handoff'))} is not a local date and time "
                         "like \"2026-03-02T09:00\" (no offset: it is in the schedule's zone).")
     fields: dict = {"name": obj.get("name", ""), "shift_length": length, "unit": unit,
                     "handoff_date": first.date() if first else date.min,
@@ -101,13 +96,13 @@ def _parse_layer(obj: Any, where: str, people: set[str]) -> tuple[ParsedLayer | 
         return None, [*problems, f"{where}: participants must be a list of names."]
     for name in participants:
         if name not in people:
-            problems.append(f"{where}: participant {_shown(name)} is not a person of the file (USERS or PEOPLE).")
+            problems.append(f"{where}: participant {shown(name)} is not a person of the file (USERS or PEOPLE).")
     if len(set(participants)) != len(participants):
         problems.append(f"{where}: a participant is listed twice.")
     return (None, problems) if problems else (ParsedLayer(fields, participants), [])
 
 
-def parse_schedules(obj: Any, people: set[str]) -> tuple[list[ParsedSchedule], list[str]]:
+def parse_schedules(obj: object, people: set[str]) -> tuple[list[ParsedSchedule], list[str]]:
     """The SCHEDULES section, checked without the database; `people` are the names the file defines."""
     if not isinstance(obj, list):
         return [], ["SCHEDULES: must be a list of schedules."]
@@ -117,19 +112,19 @@ def parse_schedules(obj: Any, people: set[str]) -> tuple[list[ParsedSchedule], l
         if not isinstance(raw, dict):
             problems.append(f"{where}: must be an object with name, time_zone and layers.")
             continue
-        problems += [f"{where}: unknown key {_shown(k)}." for k in sorted(set(raw) - SCHEDULE_KEYS)]
+        problems += [f"{where}: unknown key {shown(k)}." for k in sorted(set(raw) - SCHEDULE_KEYS)]
         name, zone = raw.get("name"), raw.get("time_zone", "UTC")
         if not isinstance(name, str) or not name.strip() or len(name) > 100 or name != name.strip():
             problems.append(f"{where}: name must be a non-empty string of at most 100 characters.")
             continue
-        where = f"{where} {_shown(name)}"
+        where = f"{where} {shown(name)}"
         if name in seen:
             problems.append(f"{where}: the name is listed twice.")
         seen.add(name)
         try:
             validate_time_zone(zone if isinstance(zone, str) else "")
         except ValidationError:
-            problems.append(f"{where}: time_zone {_shown(zone)} is not an IANA time zone name, e.g. Europe/London.")
+            problems.append(f"{where}: time_zone {shown(zone)} is not an IANA time zone name, e.g. Europe/London.")
         description = raw.get("description", "")
         if not isinstance(description, str):
             problems.append(f"{where}: description must be a string.")

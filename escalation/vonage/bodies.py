@@ -5,16 +5,16 @@ A channel dict is {"type", "address", "expiry_time", "condition", "sender", ...}
 tagged Messenger message.
 """
 
-from escalation.models.channels import V1_CHANNEL_NAMES, ChannelType
+from escalation.vonage.channels import MESSENGER, SMS, V1_CHANNEL_NAMES, VIBER, WHATSAPP
 from escalation.vonage.forms import FREE_TEXT, Form
 
 # Which field carries the address on each side of a Dispatch item (VONAGE_FACTS.md, and the seed's
 # `set_field_types`): Viber sends from a service id to a phone number.
 DISPATCH_FIELDS: dict[str, tuple[str, str]] = {
-    ChannelType.MESSENGER: ("id", "id"),
-    ChannelType.WHATSAPP: ("number", "number"),
-    ChannelType.SMS: ("number", "number"),
-    ChannelType.VIBER: ("id", "number"),
+    MESSENGER: ("id", "id"),
+    WHATSAPP: ("number", "number"),
+    SMS: ("number", "number"),
+    VIBER: ("id", "number"),
 }
 
 

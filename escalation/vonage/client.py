@@ -1,18 +1,17 @@
-"""The Vonage client the engine and the admin use: Dispatch failover workflows and Messages v1 sends."""
+"""The Vonage client: Dispatch failover workflows and Messages v1 sends, from plain values (channel dicts of
+type strings and addresses, a `VonageConfig`). The engine builds one per process (engine/provider.py)."""
 
-import os
-import threading
 import uuid
 
 from escalation.vonage.bodies import failover_workflow, v1_message
 from escalation.vonage.errors import UNREADABLE, VonageError
 from escalation.vonage.forms import FREE_TEXT, Form
-from escalation.vonage.http import VonageHttp
+from escalation.vonage.http import RequestObserver, VonageConfig, VonageHttp, observe_nothing
 
 
 class VonageClient:
-    def __init__(self) -> None:
-        self.http = VonageHttp()
+    def __init__(self, config: VonageConfig, observe: RequestObserver = observe_nothing) -> None:
+        self.http = VonageHttp(config, observe)
 
     def dispatch_failover(self, *, person_name: str, channels: list[dict], text: str,
                           forms: list[Form] | None = None, reply_number: int | None = None) -> str:
@@ -36,21 +35,3 @@ def answer_uuid(answer: dict, key: str) -> str:
     except (TypeError, ValueError, AttributeError):
         # Same reasoning as an unreadable 2xx body: accepted, so never retried.
         raise VonageError("Unexpected answer", failure=UNREADABLE, detail=f"no {key} in {answer!r:.200}") from None
-
-
-_client: VonageClient | None = None
-_client_pid = 0
-_client_lock = threading.Lock()
-
-
-def get_client() -> VonageClient:
-    """The process-wide client, so every send shares one connection pool and one token cache.
-
-    Recreated after a fork (gunicorn, multiprocessing) so two processes never share pooled sockets.
-    """
-    global _client, _client_pid
-    with _client_lock:
-        if _client is None or _client_pid != os.getpid():
-            _client = VonageClient()
-            _client_pid = os.getpid()
-        return _client

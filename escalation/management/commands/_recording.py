@@ -4,6 +4,7 @@
 """
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -37,7 +38,7 @@ def database_problem(alias: str = DEFAULT_DB_ALIAS) -> str | None:
 class DatabaseCommand(BaseCommand):
     """A command that needs the migrated database."""
 
-    def execute(self, *args, **options):
+    def execute(self, *args: Any, **options: Any) -> str | None:
         problem = database_problem(options.get("database") or DEFAULT_DB_ALIAS)
         if problem:
             raise CommandError(problem)
@@ -47,7 +48,7 @@ class DatabaseCommand(BaseCommand):
 class RecordingCommand(DatabaseCommand):
     """A command that only records in the database (firing, importing, exporting): the worker does the sending."""
 
-    def check(self, *args, **kwargs) -> None:
+    def check(self, *args: Any, **kwargs: Any) -> None:
         # The worker reports its own missing credentials; here W001/W002 would warn of something false.
         with override_settings(SILENCED_SYSTEM_CHECKS=[*settings.SILENCED_SYSTEM_CHECKS, *SENDING_CHECKS]):
             super().check(*args, **kwargs)

@@ -1,9 +1,10 @@
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from escalation.models import Roster
 from escalation.services.config import config_import
@@ -14,11 +15,11 @@ DEMO_ROSTER = "On call (demo)"
 class Command(BaseCommand):
     help = "Demo only (`make run`): an admin login and the sample roster, created once and reused after."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--config", required=True, help="Seed-format config to load as the demo roster.")
         parser.add_argument("--credentials-file", required=True, help="Where the admin's user:password is kept.")
 
-    def handle(self, *args, config: str, credentials_file: str, **options) -> None:
+    def handle(self, *args: str, config: str, credentials_file: str, **options: Any) -> None:
         credentials = Path(credentials_file)
         if credentials.exists():
             username, password = credentials.read_text().strip().split(":", 1)

@@ -1,6 +1,7 @@
 import time
+from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from escalation.ahead import next_step
 from escalation.management.commands._recording import RecordingCommand
@@ -18,13 +19,13 @@ END_WORDS = {
 class Command(RecordingCommand):
     help = "Fire an escalation on a roster (the seed's `python3 app.py`); --follow prints events until it ends."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("roster", help="Roster name.")
         parser.add_argument("message", help="The message to send.")
         parser.add_argument("--follow", action="store_true", help="Print each event until the escalation ends.")
         parser.add_argument("--poll", type=float, default=0.5, help="Seconds between looks when following.")
 
-    def handle(self, *args, roster: str, message: str, follow: bool, poll: float, **options) -> None:
+    def handle(self, *args: str, roster: str, message: str, follow: bool, poll: float, **options: Any) -> None:
         try:
             target = Roster.objects.get(name=roster)
         except Roster.DoesNotExist:

@@ -1,6 +1,7 @@
 """Export a roster in the seed tutorial's config.json format, without the APP section's secrets."""
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
@@ -20,7 +21,7 @@ class Command(RecordingCommand):
         parser.add_argument("roster", help="the roster's name")
         parser.add_argument("-o", "--output", help="write to this file instead of standard output")
 
-    def handle(self, *args, roster: str, output: str | None, **options) -> None:
+    def handle(self, *args: str, roster: str, output: str | None, **options: Any) -> None:
         try:
             found = Roster.objects.get(name=roster)
         except Roster.DoesNotExist:

@@ -1,5 +1,7 @@
 """Import the seed tutorial's config.json: people, their channels, the senders and one roster."""
 
+from typing import Any
+
 from django.core.management.base import CommandError, CommandParser
 
 from escalation.management.commands._recording import RecordingCommand
@@ -26,7 +28,7 @@ class Command(RecordingCommand):
         parser.add_argument("--roster", default=DEFAULT_ROSTER_NAME,
                             help=f"the roster to create or replace (default: {DEFAULT_ROSTER_NAME})")
 
-    def handle(self, *args, path: str, roster: str, **options) -> None:
+    def handle(self, *args: str, path: str, roster: str, **options: Any) -> None:
         try:
             result = config_import(raw=config_read(path=path), roster_name=roster)
         except ConfigError as e:

@@ -1,6 +1,7 @@
 """Who is on call in a schedule, now or at a given instant: the same answer as the admin and the fire plan."""
 
 from datetime import datetime
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -17,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("schedule", help="the schedule's name")
         parser.add_argument("--at", help="e.g. 2026-03-29T01:30 (schedule's zone) or 2026-03-29T00:30Z")
 
-    def handle(self, *args, schedule: str, at: str | None, **options) -> None:
+    def handle(self, *args: str, schedule: str, at: str | None, **options: Any) -> None:
         found = Schedule.objects.filter(name=schedule).first()
         if found is None:
             names = ", ".join(Schedule.objects.values_list("name", flat=True)) or "none yet"

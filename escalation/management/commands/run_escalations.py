@@ -2,6 +2,10 @@ import argparse
 import logging
 import signal
 import threading
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import CommandParser
 
 from escalation.engine.heartbeat import Heartbeat
 from escalation.engine.worker import run_due, run_forever
@@ -20,19 +24,19 @@ def thread_count(raw: str) -> int:
 class Command(DatabaseCommand):
     help = "Run the escalation worker: sends pages, fails over and advances escalations on their timers."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="Do one pass over due work and exit.")
         parser.add_argument("--threads", type=thread_count, default=None,
                             help="Concurrent sends, 1 to 64 (default WORKER_THREADS).")
 
-    def handle(self, *args, once: bool, threads: int | None, **options) -> None:
+    def handle(self, *args: str, once: bool, threads: int | None, **options: Any) -> None:
         if once:
             count = run_due(heartbeat=Heartbeat())
             self.stdout.write(f"advanced {count} escalation(s)")
             return
         stop = threading.Event()
 
-        def request_stop(signum, frame) -> None:
+        def request_stop(signum: int, frame: FrameType | None) -> None:
             log.info("worker stopping (signal %s)", signum)
             stop.set()
 

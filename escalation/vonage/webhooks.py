@@ -1,4 +1,4 @@
-"""Vonage webhook bodies turned into what they mean (escalation/webhooks/payloads.py).
+"""Vonage webhook bodies turned into what they mean (escalation/vonage/payloads.py).
 
 Three wire families reach us (emulator/spec/VONAGE_FACTS.md):
 - Dispatch / Messages v0.1: `to` and `from` are objects `{type, number|id}`; a Dispatch status links its
@@ -13,15 +13,14 @@ signature is checked, and possibly forever when no signature secret is configure
 checked for type and size before use.
 """
 
-import json
-import math
 import uuid
+from collections.abc import Container, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from escalation.models import CHANNEL_TYPE_FROM_V1, ChannelType
-from escalation.storable import TooDeep, storable
-from escalation.webhooks.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
+from escalation.vonage.channels import CHANNEL_TYPE_FROM_V1, CHANNEL_TYPES, VIBER
+from escalation.vonage.payloads import FinalReport, FinalReportMessage, InboundReply, StatusUpdate
+from escalation.vonage.shown import shown
 
 
 class PayloadError(ValueError):
@@ -36,35 +35,15 @@ FINAL_REPORT_STATUSES = frozenset({"completed", "error"})
 # Vonage's channel names, v0.1 and v1, mapped to ours. `mms` and `rcs` are Vonage channels we never send
 # on, so an event about them is valid but can only ever be about an unknown message.
 CHANNELS = {
-    **{channel.value: channel.value for channel in ChannelType},
-    **{v1_name: channel.value for v1_name, channel in CHANNEL_TYPE_FROM_V1.items()},
-    "viber_sevice_msg": ChannelType.VIBER.value,  # dispatch.yml's final-report enum spells it this way
+    **{channel: channel for channel in CHANNEL_TYPES},
+    **CHANNEL_TYPE_FROM_V1,
+    "viber_sevice_msg": VIBER,  # dispatch.yml's final-report enum spells it this way
     "mms": "mms",
     "rcs": "rcs",
 }
 
-# Vonage's bodies are four levels deep at most; a deeper one is not Vonage and would only cost recursion.
-MAX_DEPTH = 16
 MAX_ADDRESS_LENGTH = 50  # `to`/`from` ids and numbers are 1..50 characters (messages-v0.1.yml)
 MAX_ERROR_LENGTH = 500
-
-
-def load_body(raw: bytes) -> dict[str, Any]:
-    """The JSON object in `raw`, with every string made storable; PayloadError if there is none."""
-    if not raw.strip():
-        raise PayloadError("The body is empty; expected a JSON object.")
-    try:
-        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise PayloadError("The body is nested too deeply to be a Vonage webhook.") from None
-    except ValueError as e:  # includes JSONDecodeError and UnicodeDecodeError
-        raise PayloadError(f"The body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise PayloadError(f"The body is JSON but not an object (got {type(body).__name__}).")
-    try:
-        return storable(body, max_depth=MAX_DEPTH)
-    except TooDeep:
-        raise PayloadError(f"The body is nested more than {MAX_DEPTH} levels deep; Vonage's are not.") from None
 
 
 def parse_webhook(body: dict[str, Any], *, kind_hint: str) -> Webhook:
@@ -90,7 +69,7 @@ def parse_webhook(body: dict[str, Any], *, kind_hint: str) -> Webhook:
 def _status(body: dict[str, Any]) -> StatusUpdate:
     status = body["status"]
     if not _one_of(status, MESSAGE_STATUSES):
-        raise PayloadError(f"Unknown message status {_shorten(status)}; expected one of {_listed(MESSAGE_STATUSES)}.")
+        raise PayloadError(f"Unknown message status {shown(status)}; expected one of {_listed(MESSAGE_STATUSES)}.")
     to_address, to_type = _address(body.get("to"), "to")
     _, from_type = _address(body.get("from"), "from", required=False)
     client_ref = body.get("client_ref", "")
@@ -112,7 +91,7 @@ def _final_report(body: dict[str, Any]) -> FinalReport:
     status = body.get("status")
     if not _one_of(status, FINAL_REPORT_STATUSES):
         raise PayloadError(
-            f"Unknown final report status {_shorten(status)}; expected one of {_listed(FINAL_REPORT_STATUSES)}."
+            f"Unknown final report status {shown(status)}; expected one of {_listed(FINAL_REPORT_STATUSES)}."
         )
     links = body.get("_links", {})
     if not isinstance(links, dict):
@@ -126,7 +105,7 @@ def _final_report(body: dict[str, Any]) -> FinalReport:
             raise PayloadError(f"_links.messages item {number} is not an object.")
         item_status = item.get("status")
         if not _one_of(item_status, MESSAGE_STATUSES):
-            raise PayloadError(f"_links.messages item {number} has an unknown status {_shorten(item_status)}.")
+            raise PayloadError(f"_links.messages item {number} has an unknown status {shown(item_status)}.")
         messages.append(FinalReportMessage(
             message_uuid=_uuid(item.get("message_uuid"), f"_links.messages item {number} message_uuid"),
             channel_type=_channel(item.get("channel")),
@@ -174,7 +153,7 @@ def _inbound_text(body: dict[str, Any]) -> str:
     return f"[{content_type}]" if isinstance(content_type, str) and content_type else "[message]"
 
 
-def _address(value: Any, name: str, *, required: bool = True) -> tuple[str, str]:
+def _address(value: object, name: str, *, required: bool = True) -> tuple[str, str]:
     """(address, Vonage channel name or "") from a v0.1 object `{type, number|id}` or a v1 string."""
     if value is None and not required:
         return "", ""
@@ -192,22 +171,22 @@ def _address(value: Any, name: str, *, required: bool = True) -> tuple[str, str]
     return address, channel
 
 
-def _channel(name: Any) -> str:
+def _channel(name: object) -> str:
     if not _one_of(name, CHANNELS):
-        raise PayloadError(f"Unknown channel {_shorten(name)}; expected one of {_listed(CHANNELS)}.")
+        raise PayloadError(f"Unknown channel {shown(name)}; expected one of {_listed(CHANNELS)}.")
     return CHANNELS[name]
 
 
-def _uuid(value: Any, name: str) -> str:
+def _uuid(value: object, name: str) -> str:
     # Our message and dispatch ids are UUID columns: anything else could never match, and would make the
     # lookup itself fail.
     try:
         return str(uuid.UUID(value))
     except (TypeError, ValueError, AttributeError):
-        raise PayloadError(f"{name} must be a UUID, got {_shorten(value)}.") from None
+        raise PayloadError(f"{name} must be a UUID, got {shown(value)}.") from None
 
 
-def _dispatch_link(links: Any) -> str:
+def _dispatch_link(links: object) -> str:
     if links is None:
         return ""
     if not isinstance(links, dict):
@@ -225,7 +204,7 @@ def _dispatch_link(links: Any) -> str:
     return ""
 
 
-def _timestamp(value: Any) -> datetime:
+def _timestamp(value: object) -> datetime:
     if not isinstance(value, str):
         raise PayloadError("timestamp must be an ISO 8601 string.")
     try:
@@ -233,10 +212,10 @@ def _timestamp(value: Any) -> datetime:
         # A naive time from Vonage is UTC (their examples all end in Z).
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise PayloadError(f"timestamp {_shorten(value)} is not an ISO 8601 date and time.") from None
+        raise PayloadError(f"timestamp {shown(value)} is not an ISO 8601 date and time.") from None
 
 
-def _error_summary(error: Any) -> str:
+def _error_summary(error: object) -> str:
     """One readable line from v0.1's `{code, reason}` or v1's `{type, title, detail, instance}`."""
     if isinstance(error, str):
         summary = error
@@ -256,27 +235,10 @@ def _error_summary(error: Any) -> str:
     return summary[:MAX_ERROR_LENGTH]
 
 
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _finite_float(text: str) -> float:
-    # 1e999 parses to infinity, which PostgreSQL's jsonb cannot store.
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"the number {text[:20]} is out of range")
-    return number
-
-
-def _one_of(value: Any, allowed: Any) -> bool:
+def _one_of(value: object, allowed: Container[str]) -> bool:
     # Checked as a string first: a list or object from the body is unhashable and cannot be looked up.
     return isinstance(value, str) and value in allowed
 
 
-def _shorten(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _listed(values: Any) -> str:
+def _listed(values: Iterable[str]) -> str:
     return ", ".join(sorted(values))

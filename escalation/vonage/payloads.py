@@ -1,6 +1,6 @@
 """What a Vonage webhook means, independent of its wire shape (v0.1 Dispatch/Messages or v1 Messages).
 
-The parser (escalation/webhooks/parse.py) turns a body into one of these; the engine applies them.
+The parser (escalation/vonage/webhooks.py) turns a body into one of these; the engine applies them.
 """
 
 from dataclasses import dataclass, field

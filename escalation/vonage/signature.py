@@ -15,6 +15,8 @@ from typing import Any
 
 import jwt
 
+from escalation.vonage.shown import shown
+
 # Vonage's and our clocks may disagree a little; a token from further in the future than this is forged
 # or from a badly wrong clock.
 CLOCK_SKEW_SECONDS = 300
@@ -49,7 +51,8 @@ def verify_signature(
     except jwt.InvalidAlgorithmError:
         # Read the header only now, on the refusal path, to say which algorithm it was.
         algorithm = jwt.get_unverified_header(token).get("alg")
-        raise SignatureError(f"The token is signed with {_shorten(algorithm)}; only HS256 is accepted.") from None
+        raise SignatureError(
+            f"The token is signed with {shown(algorithm, limit=40)}; only HS256 is accepted.") from None
     except jwt.MissingRequiredClaimError as e:
         raise SignatureError(f"The token has no {e.claim} claim.") from None
     except jwt.DecodeError as e:
@@ -67,7 +70,7 @@ def verify_signature(
 
     issuer = claims.get("iss")
     if issuer is not None and issuer != "Vonage":
-        raise SignatureError(f"The token's issuer is {_shorten(issuer)}, not Vonage.")
+        raise SignatureError(f"The token's issuer is {shown(issuer, limit=40)}, not Vonage.")
 
     current = now.timestamp()
     issued_at = _seconds(claims["iat"], "iat")
@@ -92,7 +95,7 @@ def _bearer_token(authorization: str | None) -> str:
     return token
 
 
-def _seconds(value: Any, claim: str) -> float:
+def _seconds(value: object, claim: str) -> float:
     # bool is an int in Python, and a NaN or infinite time would pass every comparison above wrongly.
     if not isinstance(value, bool) and isinstance(value, int | float):
         try:
@@ -102,11 +105,6 @@ def _seconds(value: Any, claim: str) -> float:
         if math.isfinite(seconds):
             return seconds
     raise SignatureError(f"The token's {claim} claim is not a number of seconds.")
-
-
-def _shorten(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _undecodable(token: str, error: jwt.DecodeError) -> str:
