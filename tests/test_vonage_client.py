@@ -5,7 +5,6 @@ import time
 
 import jwt
 import pytest
-import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -157,20 +156,13 @@ def test_each_refusal_is_blamed_on_whoever_it_is_about(emulator, mode, blame):
 
 
 def test_low_balance_is_a_provider_fault_whatever_its_status():
-    response = requests.Response()
-    response.status_code = 503
-    response._content = b'{"type":"https://developer.nexmo.com/api-errors/#low-balance","title":"Low balance"}'
+    body = b'{"type":"https://developer.nexmo.com/api-errors/#low-balance","title":"Low balance"}'
 
-    assert error_from_response(response).held_by == "balance:503"
+    assert error_from_response(503, "Service Unavailable", body).held_by == "balance:503"
 
 
 def test_a_proxy_error_page_is_a_provider_fault_and_readable():
-    response = requests.Response()
-    response.status_code = 502
-    response.reason = "Bad Gateway"
-    response._content = b"<html><body>upstream went away</body></html>"
-
-    error = error_from_response(response)
+    error = error_from_response(502, "Bad Gateway", b"<html><body>upstream went away</body></html>")
 
     assert error.held_by == "outage:502"
     assert str(error) == "Vonage 502: Bad Gateway - <html><body>upstream went away</body></html> (provider fault)"
@@ -245,6 +237,16 @@ def test_the_environments_proxy_is_read_once_for_vonages_url(monkeypatch, settin
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert VonageHttp(vonage_config()).session.proxies == {"https": "http://proxy.internal:3128"}
+    assert VonageHttp(vonage_config()).proxy == "http://proxy.internal:3128"
     monkeypatch.setenv("NO_PROXY", "api.nexmo.com")
-    assert VonageHttp(vonage_config()).session.proxies == {}
+    assert VonageHttp(vonage_config()).proxy is None
+
+
+@pytest.mark.parametrize("url", ["api.nexmo.com", "ftp://api.nexmo.com", ""])
+def test_a_url_that_is_not_http_is_our_configuration_not_a_send(settings, url):
+    settings.VONAGE_API_URL = url
+
+    with pytest.raises(VonageError) as raised:
+        send_dispatch()
+
+    assert (raised.value.title, raised.value.held_by) == ("Bad Vonage URL", "configuration")

@@ -10,9 +10,8 @@ The statuses and problem bodies are Vonage's (emulator/spec/common_errors.yml, V
 """
 
 import enum
+import json
 from dataclasses import dataclass
-
-import requests
 
 
 class Blame(enum.StrEnum):
@@ -131,19 +130,18 @@ def is_low_balance(problem: dict) -> bool:
     return str(problem.get("type", "")).endswith("#low-balance") or problem.get("title") == "Low balance"
 
 
-def error_from_response(response: requests.Response) -> VonageError:
+def error_from_response(status: int, reason: str | None, body: bytes) -> VonageError:
     """Map a non-2xx answer to a VonageError, keeping the RFC 7807 body when there is one."""
     try:
-        problem = response.json()
+        problem = json.loads(body)
     except ValueError:
         problem = None
     if not isinstance(problem, dict):
         # A proxy or load balancer page rather than Vonage's JSON: keep a short excerpt for the admin.
-        problem = {"title": response.reason or "HTTP error", "detail": response.text[:200].strip()}
-    status = response.status_code
+        problem = {"title": reason or "HTTP error", "detail": body[:200].decode(errors="replace").strip()}
     invalid = problem.get("invalid_parameters")
     return VonageError(
-        str(problem.get("title") or response.reason or "HTTP error"),
+        str(problem.get("title") or reason or "HTTP error"),
         failure=classify_status(status, problem),
         status=status,
         detail=str(problem.get("detail") or ""),
