@@ -16,8 +16,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	$(PY) -m oncall.demo
 
+# Test files run side by side (pytest-xdist), each file whole on one worker so its module fixtures start once.
+# More workers than this machine's 2 cores: most of a test's time is spent waiting on the processes it runs
+# (make run's pip install, chromium, gunicorn, nginx, the emulator). TEST_WORKERS=0 runs them one by one.
+TEST_WORKERS ?= 3
+
 test: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
