@@ -44,13 +44,16 @@ TIMEOUT_MS = 20_000
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def stack(request, tmp_path_factory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("browser")
     names = tmp / "phone_names.json"
     names.write_text(json.dumps(PHONE_NAMES))
     database = {"db_name": f"oncall_browser_{os.getpid()}"} if on_postgres() else {
         "database_url": f"sqlite:///{tmp / 'db.sqlite3'}", "migrate": True}
-    logs = ARTIFACTS / "browser_e2e_logs"
+    # One folder per module and database: test_schedule_browser.py has a stack of its own, and `make test` may run
+    # both modules at once, as `.ci/run` runs the SQLite and PostgreSQL passes at once.
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    logs = ARTIFACTS / f"{module}_logs_{'postgresql' if on_postgres() else 'sqlite'}"
     shutil.rmtree(logs, ignore_errors=True)
     stack = Stack(web=False, workers=1, api="dispatch", emulator_args=("--phone-names", str(names)),
                   env={"DEBUG": "true", "DEMO_ADMIN_USER": ADMIN_USER, "DEMO_ADMIN_PASSWORD": ADMIN_PASSWORD},

@@ -73,7 +73,9 @@ def test_simultaneous_duplicates_are_applied_once(delivery):
 def test_a_duplicate_waits_for_the_first_delivery_and_then_is_answered_as_one(delivery):
     raw, message_id = delivery
     first_inserted, release = threading.Event(), threading.Event()
-    results: list[Received] = []
+    # A list per thread: once released, the second can return before the first does.
+    first_results: list[Received] = []
+    second_results: list[Received] = []
     errors: list[Exception] = []
 
     def first() -> Received:
@@ -83,9 +85,9 @@ def test_a_duplicate_waits_for_the_first_delivery_and_then_is_answered_as_one(de
             release.wait(timeout=30)
         return received
 
-    first_thread = in_thread(first, results, errors)
+    first_thread = in_thread(first, first_results, errors)
     assert first_inserted.wait(timeout=10)
-    second_thread = in_thread(lambda: receive(raw), results, errors)
+    second_thread = in_thread(lambda: receive(raw), second_results, errors)
     deadline = time.monotonic() + 10
     blocked = 0
     with connection.cursor() as cursor:
@@ -99,7 +101,7 @@ def test_a_duplicate_waits_for_the_first_delivery_and_then_is_answered_as_one(de
     second_thread.join(timeout=30)
     assert blocked, "the second delivery never waited for the first"
     assert not errors
-    assert [r.duplicate for r in results] == [False, True]
+    assert [r.duplicate for r in first_results + second_results] == [False, True]
     assert WebhookEvent.objects.count() == 1
     apply_stored_webhooks()
     assert Event.objects.filter(message_id=message_id, kind="delivered").count() == 1
