@@ -16,10 +16,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: $(VENV)/.installed
 	$(PY) -m oncall.demo
 
-# Test files run side by side (pytest-xdist), each file whole on one worker so its module fixtures start once.
-# Two workers, and .ci/run runs its SQLite and PostgreSQL passes at once: four on CI's 2 cores, as most of a
-# test's time is spent waiting on the processes it starts (make run's pip install, chromium, gunicorn, nginx,
-# Alertmanager, the emulator). More add load that real-time tests feel. TEST_WORKERS=0 runs files one by one.
+# Test files run side by side (pytest-xdist), each file whole on one worker so its module fixtures start once:
+# two workers for CI's 2 cores (more add load that the tests' real-time waits feel). TEST_WORKERS=0 runs the
+# files one by one.
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed
