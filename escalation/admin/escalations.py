@@ -129,7 +129,8 @@ class EscalationAdmin(ReadOnlyMixin, fire.EscalationControlsMixin, admin.ModelAd
 
     @admin.display(description="when", ordering="created_at")
     def when(self, obj: Escalation) -> str:
-        return date_format(timezone.localtime(obj.created_at), "Y-m-d H:i:s T")
+        # strftime, not Django's date_format: the same text at a fraction of the cost, 50 times per page.
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S %Z")
 
     @admin.display(description="answered", ordering="acknowledged_by_name")
     def acknowledged_by_display(self, obj: Escalation) -> str:
