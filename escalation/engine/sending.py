@@ -66,26 +66,38 @@ def perform(sends: list[Send], clock: Callable[[], datetime], pool: SendPool | N
     _release([s for s in sends if s.escalation.pk not in active])
     sends = [s for s in sends if s.escalation.pk in active]
     numbers = [_reply_number(send, paging) for send in sends]
+    # The 24-hour windows are read once for the pass (one query), not once per group.
+    choices = _choices(sends, clock())
     width = pool.width if pool is not None else 1
-    again = set()
+    again: set[int] = set()
+    accepted: dict[str, Send] = {}
     for start in range(0, len(sends), width):
-        group, group_numbers = sends[start:start + width], numbers[start:start + width]
+        group = list(zip(sends[start:start + width], choices[start:start + width], numbers[start:start + width],
+                         strict=True))
         # A claim must outlast its request. In a pass slowed down by a slow provider, one whose lease would
         # run out first is given back and decided again at once, instead of being sent while another worker
         # may take it over. (With a lease too short for any request, a misconfiguration that check E005
         # reports, nothing is given back: giving back every claim would stall every escalation.)
         now = clock()
         request_time = vonage_config().request_time
-        late = [s for s in group if s.lease <= now + request_time] if send_lease() > request_time else []
+        late = [s for s, _, _ in group if s.lease <= now + request_time] if send_lease() > request_time else []
         if late:
             _give_back(late, now)
             again |= {s.escalation.pk for s in late}
-            group_numbers = [n for s, n in zip(group, group_numbers, strict=True) if s not in late]
-            group = [s for s in group if s not in late]
-        choices = _choices(group, clock())
-        answers = list(pool.map(_request, group, choices, group_numbers) if pool is not None
-                       else map(_request, group, choices, group_numbers))
-        again |= _record(list(zip(group, choices, answers, strict=True)), clock())
+            group = [item for item in group if item[0] not in late]
+        if not group:
+            continue
+        answers = list(pool.map(_request, *zip(*group, strict=True)) if pool is not None
+                       else map(_request, *zip(*group, strict=True)))
+        outcomes = [(send, made, answer) for (send, made, _), answer in zip(group, answers, strict=True)]
+        again |= _record(outcomes, clock())
+        accepted |= {answer: send for send, _, answer in outcomes if send.message is None and isinstance(answer, str)}
+    # Webhooks of a workflow may have arrived before we knew its uuid; apply them now, once for the pass (one
+    # query). What they change (a failed last channel, an error report) is for a decision made at once. A
+    # worker killed before this leaves them to the decision at the page's deadline (Batch.unmatched_dispatch).
+    for dispatch_uuid in workflows_applied_unmatched(list(accepted)):
+        if replay_unmatched_dispatch(dispatch_uuid, now=clock()):
+            again.add(accepted[dispatch_uuid].escalation.pk)
     return again
 
 
@@ -137,13 +149,6 @@ def _record(answers: list[tuple[Send, list[Choice], Answer]], now: datetime) -> 
     with transaction.atomic():
         again = _record_outcomes(answers, now)
     log_sends([(send, answer) for send, _, answer in answers if not isinstance(answer, Skipped)])
-    # Webhooks of a workflow may have arrived before we knew its uuid; apply them now. What they change
-    # (a failed last channel, an error report) is for a decision made at once.
-    accepted = {answer: send for send, _, answer in answers
-                if send.message is None and isinstance(answer, str)}
-    for dispatch_uuid in workflows_applied_unmatched(list(accepted)):
-        if replay_unmatched_dispatch(dispatch_uuid, now=now):
-            again.add(accepted[dispatch_uuid].escalation.pk)
     return again
 
 
