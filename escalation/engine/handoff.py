@@ -49,6 +49,10 @@ PLAN_EVERY = timedelta(minutes=1)
 # How far past a hand-off its shift's end is looked for; beyond it the notice says "until further notice".
 UNTIL_REACH = timedelta(days=60)
 NOTICES_PER_PASS = 5
+NOT_THEIRS = "this shift is no longer theirs (an override or a change to the schedule since)"
+TURNED_OFF = "hand-off notices were turned off for this schedule"
+# Notices not sent for these reasons are sent after all if the hand-off comes back before it is due.
+REOPENED = (f"not sent: {NOT_THEIRS}", f"not sent: {TURNED_OFF}")
 
 
 def run_handoff_notices(now: datetime) -> int:
@@ -76,6 +80,13 @@ def plan_handoff_notices(now: datetime) -> int:
         if (due := handoff.start - _lead(entry.schedule)) <= now + LOOKAHEAD
     ]
     HandoffNotice.objects.bulk_create(notices, ignore_conflicts=True)
+    if notices:
+        # A hand-off given away and then back (an override made, then deleted) is due again: its row exists.
+        again = Q()
+        for n in notices:
+            again |= Q(schedule_id=n.schedule_id, person_id=n.person_id, shift_start=n.shift_start)
+        HandoffNotice.objects.filter(again, state=NoticeState.NOT_SENT, outcome__in=REOPENED).update(
+            state=NoticeState.PENDING, next_attempt_at=F("due_at"), settled_at=None, outcome="")
     return len(mine)
 
 
@@ -134,12 +145,11 @@ def _current_handoffs(notices: list[HandoffNotice], now: datetime) -> dict[int, 
     current: dict[int, Handoff | str] = {}
     for notice in notices:
         if notice.schedule.handoff_notice_minutes is None:
-            current[notice.pk] = "hand-off notices were turned off for this schedule"
+            current[notice.pk] = TURNED_OFF
         elif notice.shift_start <= now:
             current[notice.pk] = "the shift began before the notice could be sent"
         else:
-            current[notice.pk] = found[notice.schedule_id].get((notice.person_id, notice.shift_start)) or (
-                "this shift is no longer theirs (an override or a change to the schedule since)")
+            current[notice.pk] = found[notice.schedule_id].get((notice.person_id, notice.shift_start)) or NOT_THEIRS
     return current
 
 
