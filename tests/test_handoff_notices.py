@@ -5,6 +5,7 @@ The schedule: a daily 09:00 (London) rotation Tony, Michael, Tony... from Mon 23
 March, the spring change, is Tony's (09:00 BST = 08:00 UTC) and Monday 30 March Michael's.
 """
 
+import json
 import threading
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -14,13 +15,15 @@ from django.urls import reverse
 
 from escalation.engine.handoff import LOOKAHEAD, plan_handoff_notices, run_handoff_notices
 from escalation.engine.worker import run_due
-from escalation.models import HandoffNotice, NoticeState, Person, Schedule
+from escalation.models import HandoffNotice, NoticeState, Person, Roster, Schedule
 from escalation.schedules.handoffs import Handoff, handoffs
 from escalation.schedules.shifts import Override, OverrideMode, Rotation, Rules, Unit, shifts_between
+from escalation.services.config import ConfigError, config_dumps, config_export, config_import
 from escalation.services.schedules import override_create
 from tests.conftest import requires_postgres
 from tests.personas import ANNA, MICHAEL, TONY, make_person, make_senders
 from tests.schedule_personas import make_schedule
+from tests.test_schedule_config import SCHEDULED
 
 SUNDAY_HANDOFF = datetime(2026, 3, 29, 8, 0, tzinfo=UTC)  # 09:00 BST, the first day of summer time
 SUNDAY_NOTICE = SUNDAY_HANDOFF - timedelta(minutes=15)  # 08:45 local
@@ -214,3 +217,18 @@ def test_two_workers_racing_send_each_notice_once(messages_mode):
         "You are on call in Primary from Tue 09:00 until Wed 09:00 (Europe/London).",
     ]
     assert HandoffNotice.objects.filter(state=NoticeState.SENT).count() == 3
+
+
+@pytest.mark.django_db
+def test_the_setting_is_part_of_the_config_file_and_comes_back_unchanged():
+    config = json.loads(json.dumps(SCHEDULED))
+    config["SCHEDULES"][0]["handoff_notice_minutes"] = 15
+    config_import(raw=json.dumps(config).encode(), roster_name="ops")
+    assert Schedule.objects.get(name="Primary").handoff_notice_minutes == 15
+    exported = config_export(roster=Roster.objects.get(name="ops"))
+    assert exported["SCHEDULES"][0]["handoff_notice_minutes"] == 15
+    config_import(raw=config_dumps(exported).encode(), roster_name="ops")
+    assert config_export(roster=Roster.objects.get(name="ops")) == exported
+    config["SCHEDULES"][0]["handoff_notice_minutes"] = 0
+    with pytest.raises(ConfigError, match="handoff_notice_minutes 0 is not a whole number from 1 to 1440"):
+        config_import(raw=json.dumps(config).encode(), roster_name="ops")
