@@ -15,10 +15,11 @@ from django.urls import reverse
 
 from escalation.engine.handoff import LOOKAHEAD, plan_handoff_notices, run_handoff_notices
 from escalation.engine.worker import run_due
-from escalation.models import HandoffNotice, NoticeState, Person, Roster, Schedule
+from escalation.models import Escalation, HandoffNotice, NoticeState, Person, Roster, RosterMember, Schedule
 from escalation.schedules.handoffs import Handoff, handoffs
 from escalation.schedules.shifts import Override, OverrideMode, Rotation, Rules, Unit, shifts_between
 from escalation.services.config import ConfigError, config_dumps, config_export, config_import
+from escalation.services.escalations import escalation_fire
 from escalation.services.schedules import override_create
 from tests.conftest import requires_postgres
 from tests.personas import ANNA, MICHAEL, TONY, make_person, make_senders
@@ -156,6 +157,25 @@ def test_a_provider_fault_is_retried_with_backoff_and_a_refusal_is_final(message
     michael = HandoffNotice.objects.get(person__name="Michael", shift_start=MONDAY_HANDOFF)
     assert (michael.state, michael.next_attempt_at) == (NoticeState.FAILED, None)
     assert michael.outcome.startswith("Vonage refused it")
+
+
+@pytest.mark.django_db
+def test_the_worker_pass_sends_it_but_waits_while_an_escalation_is_held_by_vonage(messages_mode):
+    schedule = make_primary()
+    roster = Roster.objects.create(name="primary")
+    RosterMember.objects.create(roster=roster, schedule=schedule)
+    escalation = escalation_fire(roster=roster, message="disk full", now=SUNDAY_NOTICE - timedelta(hours=1))
+    Escalation.objects.filter(pk=escalation.pk).update(held_since=SUNDAY_NOTICE, held_by="outage",
+                                                       next_action_at=SUNDAY_NOTICE + timedelta(hours=1))
+    run_due(now=SUNDAY_NOTICE)
+    notice = HandoffNotice.objects.get(person__name="Tony")
+    # Not even tried: its request would only wait on Vonage beside the pages.
+    assert (notice.state, notice.attempts, notice.next_attempt_at) == (
+        NoticeState.PENDING, 0, SUNDAY_NOTICE + timedelta(seconds=2))
+    Escalation.objects.filter(pk=escalation.pk).update(held_since=None, held_by="")
+    run_due(now=SUNDAY_NOTICE + timedelta(seconds=2))
+    assert [text for path, _, text in sent_texts(messages_mode) if "on call in Primary" in text] == [
+        "You are on call in Primary from Sun 09:00 until Mon 09:00 (Europe/London)."]
 
 
 @pytest.mark.django_db

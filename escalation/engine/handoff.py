@@ -1,11 +1,11 @@
 """Hand-off notices, on the worker's durable timers: "You are on call in Primary from Mon 09:00 until Mon 09:00
 (Europe/London)." a schedule's configured number of minutes before each person's shift.
 
-- **Plan ahead**: at most once a minute per schedule (compare-and-set on `Schedule.handoff_planned_at`, so
-  of workers planning at once one plans each schedule), a worker asks `shifts.shifts_between` for the coming
-  hours and inserts a `HandoffNotice` per (schedule, person, shift start) due within `LOOKAHEAD`. The
-  unique constraint makes a second insert of the same notice a no-op. A pass costs one indexed query when
-  nothing needs planning.
+- **Plan ahead**: at most once a minute per schedule (claimed with `SELECT ... FOR UPDATE SKIP LOCKED` and
+  stamped `Schedule.handoff_planned_at`, so of workers planning at once one plans each schedule), a worker
+  asks `shifts.shifts_between` for the coming hours and inserts a `HandoffNotice` per (schedule, person,
+  shift start) due within `LOOKAHEAD`. The unique constraint makes a second insert of the same notice a
+  no-op. A pass that has nothing to plan and nothing due costs two indexed queries.
 - **Send**: due notices are claimed like due escalations (`SELECT ... FOR UPDATE SKIP LOCKED`, the timer
   moved on by a send lease), so any number of workers send each notice once. Before the request the shift
   is asked for again with today's overrides: a notice whose shift is no longer the person's (an override
@@ -46,9 +46,12 @@ log = logging.getLogger(__name__)
 # planning (a minute later) and at send time.
 LOOKAHEAD = timedelta(hours=3)
 PLAN_EVERY = timedelta(minutes=1)
-# How far past a hand-off its shift's end is looked for; beyond it the notice says "until further notice".
-UNTIL_REACH = timedelta(days=60)
+# How far past the hand-offs their shifts' ends are looked for, widening only while one is not found (a
+# daily rotation needs a day, a weekly one eight); beyond the last the notice says "until further notice".
+UNTIL_REACHES = (timedelta(days=1), timedelta(days=8), timedelta(days=60))
 NOTICES_PER_PASS = 5
+# How far ahead a schedule's admin page looks for its next notices.
+COMING_WITHIN = timedelta(days=14)
 NOT_THEIRS = "this shift is no longer theirs (an override or a change to the schedule since)"
 TURNED_OFF = "hand-off notices were turned off for this schedule"
 # Notices not sent for these reasons are sent after all if the hand-off comes back before it is due.
@@ -67,9 +70,15 @@ def plan_handoff_notices(now: datetime) -> int:
     schedules this worker planned."""
     stale = Schedule.objects.filter(handoff_notice_minutes__isnull=False).filter(
         Q(handoff_planned_at=None) | Q(handoff_planned_at__lte=now - PLAN_EVERY))
-    candidates = list(stale.only("pk", "name", "time_zone", "handoff_notice_minutes", "handoff_planned_at"))
-    mine = [s for s in candidates
-            if Schedule.objects.filter(pk=s.pk, handoff_planned_at=s.handoff_planned_at).update(handoff_planned_at=now)]
+    if not stale.exists():
+        return 0
+    # Claimed like due escalations: of workers planning at once, one plans each schedule (planning twice
+    # would only insert nothing twice).
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            stale = stale.select_for_update(skip_locked=True)
+        mine = list(stale.order_by("pk").only("pk", "name", "time_zone", "handoff_notice_minutes"))
+        Schedule.objects.filter(pk__in=[s.pk for s in mine]).update(handoff_planned_at=now)
     if not mine:
         return 0
     loaded = _coming(mine, now)
@@ -77,7 +86,7 @@ def plan_handoff_notices(now: datetime) -> int:
         HandoffNotice(schedule_id=pk, person_id=handoff.person, shift_start=handoff.start, shift_end=handoff.until,
                       due_at=due, next_attempt_at=due, created_at=now)
         for pk, (entry, found) in loaded.items() for handoff in found
-        if (due := handoff.start - _lead(entry.schedule)) <= now + LOOKAHEAD
+        for due in [handoff.start - _lead(entry.schedule)]
     ]
     HandoffNotice.objects.bulk_create(notices, ignore_conflicts=True)
     if notices:
@@ -94,15 +103,23 @@ def _lead(schedule: Schedule) -> timedelta:
     return timedelta(minutes=schedule.handoff_notice_minutes or 0)
 
 
-def _coming(schedules: list[Schedule], now: datetime) -> dict[int, tuple[LoadedSchedule, list[Handoff]]]:
-    """Each schedule's hand-offs after `now` with their shifts' ends, from the one function: two queries."""
+def _coming(schedules: list[Schedule], now: datetime, within: timedelta = LOOKAHEAD
+            ) -> dict[int, tuple[LoadedSchedule, list[Handoff]]]:
+    """Each schedule's hand-offs from `now` to its notices' lead plus `within`, with their shifts' ends,
+    from the one function: two queries."""
     if not schedules:
         return {}
     loaded = load_rules(schedules)
-    end = now + LOOKAHEAD + max(_lead(s) for s in schedules) + UNTIL_REACH
-    load_overrides(loaded.values(), start=now, end=end)
-    return {pk: (entry, [h for h in handoffs(shifts_between(entry.rules, now, end)) if h.start > now])
-            for pk, entry in loaded.items()}
+    load_overrides(loaded.values(), start=now, end=now + within + max(_lead(s) for s in schedules) + UNTIL_REACHES[-1])
+    coming = {}
+    for pk, entry in loaded.items():
+        horizon = now + _lead(entry.schedule) + within
+        for reach in UNTIL_REACHES:
+            found = [h for h in handoffs(shifts_between(entry.rules, now, horizon + reach)) if now < h.start <= horizon]
+            if all(h.until is not None for h in found):
+                break
+        coming[pk] = entry, found
+    return coming
 
 
 def send_handoff_notices(now: datetime, limit: int = NOTICES_PER_PASS) -> int:
@@ -230,5 +247,5 @@ def coming_handoffs(schedule: Schedule, now: datetime, count: int) -> list[tuple
     (for its admin page; the notices themselves are created `LOOKAHEAD` ahead)."""
     if schedule.handoff_notice_minutes is None:
         return []
-    [(_, found)] = _coming([schedule], now).values()
+    [(_, found)] = _coming([schedule], now, within=COMING_WITHIN).values()
     return [(handoff, handoff.start - _lead(schedule)) for handoff in found[:count]]
