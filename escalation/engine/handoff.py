@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 
 from escalation.engine.hold import retry_delay
+from escalation.engine.provider import get_client
 from escalation.engine.step import send_lease
 from escalation.engine.windows import open_windows
 from escalation.models import Channel, Escalation, EscalationState, HandoffNotice, NoticeState, Schedule, Sender
@@ -37,7 +38,7 @@ from escalation.models.channels import WINDOWED_CHANNELS
 from escalation.schedules.handoffs import Handoff, handoffs, notice_text
 from escalation.schedules.load import LoadedSchedule, load_overrides, load_rules
 from escalation.schedules.shifts import shifts_between
-from escalation.vonage import VonageError, get_client
+from escalation.vonage import VonageError
 from escalation.vonage.forms import FREE_TEXT
 
 log = logging.getLogger(__name__)
