@@ -21,6 +21,7 @@ from escalation.admin.people import REORDER_CSS, REORDER_JS
 from escalation.models import Layer, LayerParticipant, Override, Person, Schedule
 from escalation.models.schedules import WEEKDAY_NAMES, parse_weekdays
 from escalation.schedules.shifts import local_to_instant
+from escalation.services.handoff_notices import ScheduleNotices, schedule_handoff_notices
 from escalation.services.schedule_feeds import person_feed_rotate
 from escalation.services.schedules import (
     feed_token_rotate,
@@ -88,12 +89,26 @@ def _local_input(value: str, tz: ZoneInfo) -> str:
     return f"{moment.astimezone(tz):%Y-%m-%dT%H:%M}"
 
 
+def notices_html(notices: ScheduleNotices, tz: ZoneInfo) -> str:
+    """The next notices (who, when due, for which shift) and the last ones (with what became of them)."""
+    def when(moment: datetime) -> str:
+        return f"{moment.astimezone(tz):%a %d %b %H:%M}"
+
+    coming = format_html_join("", "<li>{} at {}: {}'s shift from {}</li>", (
+        ("due", when(n.due_at), n.person_name, when(n.shift_start)) for n in notices.coming))
+    last = format_html_join("", "<li>{} at {}: {}, {}</li>", (
+        (n.get_state_display(), when(n.settled_at or n.due_at), n.person.name, n.outcome) for n in notices.last))
+    return format_html('<p>Next:</p><ul class="handoff-notices">{}</ul><p>Last:</p><ul class="handoff-notices">{}</ul>',
+                       coming or "none in the next 60 days", last or "none yet")
+
+
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     list_display = ("name", "time_zone", "on_call_now")
     search_fields = ("name", "description")
-    fields = ("name", "time_zone", "description", "layer_list", "feed_url")
-    readonly_fields = ("layer_list", "feed_url")
+    fields = ("name", "time_zone", "description", "handoff_notice_minutes", "handoff_notices", "layer_list",
+              "feed_url")
+    readonly_fields = ("handoff_notices", "layer_list", "feed_url")
     inlines = [LayerInline]
 
     def get_inlines(self, request: HttpRequest, obj: Schedule | None) -> list:
@@ -136,6 +151,12 @@ class ScheduleAdmin(admin.ModelAdmin):
         if not now.people:
             return "nobody"
         return f"{', '.join(name for _, name in now.people)} until {now.until_text()}"
+
+    @admin.display(description="hand-off notices")
+    def handoff_notices(self, schedule: Schedule) -> str:
+        if schedule.pk is None or schedule.handoff_notice_minutes is None:
+            return "Off: set the minutes above to tell each person before their shift."
+        return notices_html(schedule_handoff_notices(schedule), ZoneInfo(schedule.time_zone))
 
     @admin.display(description="iCal feed")
     def feed_url(self, schedule: Schedule) -> str:

@@ -11,6 +11,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from escalation.engine.handoff import run_handoff_notices
 from escalation.engine.heartbeat import Heartbeat
 from escalation.engine.intake import webhooks_apply, webhooks_pending
 from escalation.engine.sending import SendPool, perform
@@ -83,9 +84,14 @@ def run_due(now: datetime | None = None, limit: int = 100, pool: SendPool | None
         log.exception("advancing escalations %s..%s together failed; advancing each alone", ids[0], ids[-1])
         _each(ids, lambda escalation_id: advance([escalation_id], clock, pool),
               "advancing escalation {0} failed; it will be retried after its lease", None)
+    try:  # after the escalations, so a notice never delays a page
+        notices = run_handoff_notices(clock())
+    except Exception:
+        log.exception("hand-off notices failed; the due ones are tried again at the next pass")
+        notices = 0
     if heartbeat is not None:
         heartbeat.beat(clock())
-    return len(events) + len(ids)
+    return len(events) + len(ids) + notices
 
 
 def _each(items: list, work: Callable, failure: str, pool: ThreadPoolExecutor | None) -> None:

@@ -6,6 +6,7 @@ from escalation.models.channels import (
     channel_label,
     short_label,
 )
+from escalation.models.handoffs import HandoffNotice, NoticeState
 from escalation.models.integrations import ChannelTest, Integration, IntegrationFormat
 from escalation.models.people import (
     MIN_CHANNELS_PER_PERSON,
@@ -53,5 +54,6 @@ __all__ = [
     "ChannelTest", "Event", "EventKind", "Integration", "IntegrationFormat", "Message", "MessageStatus", "Page",
     "InboundContact", "PageState", "Person", "Roster", "RosterMember", "Sender", "StopRule", "WebhookEvent",
     "WebhookKind", "WorkerHeartbeat", "channel_label", "short_label", "validate_address", "validate_sender",
+    "HandoffNotice", "NoticeState",
     "Layer", "LayerParticipant", "Override", "OverrideMode", "PersonFeed", "Schedule", "ShiftUnit",
 ]

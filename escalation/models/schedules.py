@@ -11,6 +11,7 @@ from django.db.models import F, Q
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MAX_SHIFT_LENGTH = 1000
+MAX_NOTICE_MINUTES = 24 * 60
 
 
 def layer_label(name: str, position: int) -> str:
@@ -54,6 +55,13 @@ class Schedule(models.Model):
                                  help_text="IANA name, e.g. Europe/London: hand-offs happen at local wall time.")
     description = models.TextField(blank=True)
     feed_token = models.CharField(max_length=64, unique=True, default=new_feed_token)
+    handoff_notice_minutes = models.PositiveIntegerField(
+        "hand-off notice (minutes before)", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_NOTICE_MINUTES)],
+        help_text="Tell each person this many minutes before their shift starts, on their first channel that "
+                  "takes a free-form message then. Empty: no notices.")
+    # When a worker last created this schedule's coming notices (escalation/engine/handoff.py).
+    handoff_planned_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -1,6 +1,6 @@
 """Schedules in the JSON config file (see escalation/services/config.py and docs/schedules.md).
 
-    "SCHEDULES": [{"name": "Primary", "time_zone": "Europe/London",
+    "SCHEDULES": [{"name": "Primary", "time_zone": "Europe/London", "handoff_notice_minutes": 15,
                    "layers": [{"name": "Weekly", "shift_length": 1, "unit": "weeks",
                                "first_handoff": "2026-03-02T09:00",
                                "restriction": {"weekdays": [0, 1, 2, 3, 4], "start": "09:00", "end": "17:00"},
@@ -9,6 +9,7 @@
 
 Every participant must be a person of the file (USERS or PEOPLE), so a file always imports on an empty
 database. Overrides are not part of the file: they are day-to-day cover, not configuration.
+`handoff_notice_minutes` is optional: absent or null, the schedule sends no hand-off notices.
 """
 
 from dataclasses import dataclass, field
@@ -17,10 +18,10 @@ from datetime import date, datetime, time
 from django.core.exceptions import ValidationError
 
 from escalation.models import Layer, LayerParticipant, Person, Schedule, ShiftUnit
-from escalation.models.schedules import MAX_SHIFT_LENGTH, validate_time_zone
+from escalation.models.schedules import MAX_NOTICE_MINUTES, MAX_SHIFT_LENGTH, validate_time_zone
 from escalation.vonage.shown import shown
 
-SCHEDULE_KEYS = {"name", "time_zone", "description", "layers"}
+SCHEDULE_KEYS = {"name", "time_zone", "description", "handoff_notice_minutes", "layers"}
 LAYER_KEYS = {"name", "shift_length", "unit", "first_handoff", "restriction", "anchor", "participants"}
 RESTRICTION_KEYS = {"weekdays", "start", "end"}
 
@@ -37,6 +38,7 @@ class ParsedSchedule:
     time_zone: str
     description: str
     layers: list[ParsedLayer]
+    handoff_notice_minutes: int | None = None
 
 
 def _time(value: object, where: str, problems: list[str]) -> time | None:
@@ -128,6 +130,11 @@ def parse_schedules(obj: object, people: set[str]) -> tuple[list[ParsedSchedule]
         description = raw.get("description", "")
         if not isinstance(description, str):
             problems.append(f"{where}: description must be a string.")
+        minutes = raw.get("handoff_notice_minutes")
+        if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
+                                    or not 1 <= minutes <= MAX_NOTICE_MINUTES):
+            problems.append(f"{where}: handoff_notice_minutes {shown(minutes)} is not a whole number from 1 to "
+                            f"{MAX_NOTICE_MINUTES}, or null for no notices.")
         raw_layers = raw.get("layers", [])
         if not isinstance(raw_layers, list):
             problems.append(f"{where}: layers must be a list.")
@@ -138,7 +145,8 @@ def parse_schedules(obj: object, people: set[str]) -> tuple[list[ParsedSchedule]
             problems += layer_problems
             if layer is not None:
                 layers.append(layer)
-        parsed.append(ParsedSchedule(name, zone, description if isinstance(description, str) else "", layers))
+        parsed.append(ParsedSchedule(name, zone, description if isinstance(description, str) else "", layers,
+                                     minutes if isinstance(minutes, int) else None))
     return parsed, problems
 
 
@@ -148,7 +156,8 @@ def write_schedules(parsed: list[ParsedSchedule], people: dict[str, Person]) -> 
     schedules = {}
     for entry in parsed:
         schedule, _ = Schedule.objects.update_or_create(
-            name=entry.name, defaults={"time_zone": entry.time_zone, "description": entry.description})
+            name=entry.name, defaults={"time_zone": entry.time_zone, "description": entry.description,
+                                       "handoff_notice_minutes": entry.handoff_notice_minutes})
         schedule.layers.all().delete()
         for position, layer_entry in enumerate(entry.layers):
             layer = Layer.objects.create(schedule=schedule, position=position, **layer_entry.fields)
@@ -173,5 +182,7 @@ def export_schedule(schedule: Schedule) -> dict:
         exported["participants"] = [p.person.name for p in
                                     layer.participants.select_related("person").order_by("position", "id")]
         layers.append(exported)
+    notices = {} if schedule.handoff_notice_minutes is None else {
+        "handoff_notice_minutes": schedule.handoff_notice_minutes}
     return {"name": schedule.name, "time_zone": schedule.time_zone, "description": schedule.description,
-            "layers": layers}
+            **notices, "layers": layers}
