@@ -67,7 +67,17 @@ and urllib3 about half of each, the rest the socket). The webhook intake, before
 43% of the view (the ORM's insert compile, a signal, the savepoint), the signature (PyJWT decode + HMAC) 9%, the
 rest Django's request handling which the bare view pays too. Now one `INSERT ... ON CONFLICT DO NOTHING
 RETURNING id`: the view's process CPU per first page (two webhooks) fell from 4.9 to 4.0 ms in the budget's run;
-what is left is the signature, the parse and Django's request handling."""
+what is left is the signature, the parse and Django's request handling. Second round (issue 18): each send
+through `requests` cost about 0.4 ms of CPU more than through urllib3's pool (1.3 against 0.9 ms per request to
+a local server, side by side), so the seam now uses urllib3 directly; the outcome record's ORM-compiled `SELECT
+... FOR UPDATE` and an empty rank query compiled for every Dispatch group were 15% of a busy pass each (now
+written SQL, and skipped); the windows and the early-webhook look are read once per pass, not per group of
+eight; the escalation list builds its rows itself (Django's `items_for_result` was half of the list's CPU). In
+the 10,000-timer run a pass advanced one or two escalations, so a step paid a whole pass's fixed statements:
+the idle worker now waits at least 50 ms, and timers falling due together share a pass. What limits the first
+page: its two webhooks through the view alone cost about 2.5 bare requests (each is a Django request plus the
+signature, of which PyJWT's check of the base64url alphabet, a Python loop per character, is a fifth), so the
+budget of 3 would leave nothing for the send and the applying."""
 
 
 def render(results: list[Result], *, table: str, calibration: dict, machine: str, date: str, elapsed: float) -> str:
@@ -174,8 +184,10 @@ for the two cores (see the load column).
 **3, 4. Deadline lateness and burst.** The timers are exact: no step was acted on early, and at a rate one
 worker keeps up with easily ({easy['timers']} timers over {easy['spread_s']:.0f} s) a step was taken p50
 {easy['p50'] * 1000:.0f} ms / p99 {easy['p99'] * 1000:.0f} ms after its deadline: an idle worker sleeps until the
-next timer falls due (it polled every 0.1 s before, p99 105 ms). At that rate a step is mostly a pass of its own,
-so it costs a pass's fixed statements: {easy['cpu_ms_per_step'].get('worker', 0):.1f} ms of worker CPU per step
+next timer falls due, but at least 50 ms, so that timers falling due close together share one pass (without the
+50 ms the 10,000-timer run cost 3.4 ms of worker CPU per step, p99 51 ms). At 40 steps/s a step is still mostly
+a pass of its own, so it costs a pass's fixed statements:
+{easy['cpu_ms_per_step'].get('worker', 0):.1f} ms of worker CPU per step
 against {one['cpu_ms_per_step'].get('worker', 0):.1f} ms in the busy run, where passes are batches. 10,000 steps in
 a minute is 167 steps/s: one worker kept up
 ({one['advances_per_s']:.0f} steps/s, p99 {one['p99'] * 1000:.0f} ms late), two workers too
