@@ -1,5 +1,6 @@
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 TABLE = "bench_bare_webhook"
@@ -11,5 +12,7 @@ CREATE_TABLE = f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigserial PRIMARY KEY, r
 def store_raw(request: HttpRequest) -> HttpResponse:
     """No signature check, no parsing, no matching: one INSERT of the body as it came, then 204."""
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {TABLE} (received_at, body) VALUES (now(), %s)", [request.body.decode()])
+        # The time from Python, as the app's intake takes it: SQLite has no now().
+        cursor.execute(f"INSERT INTO {TABLE} (received_at, body) VALUES (%s, %s)", [timezone.now(),
+                                                                                  request.body.decode()])
     return HttpResponse(status=204)
