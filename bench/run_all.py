@@ -147,19 +147,16 @@ def write_report(results: list[Result], elapsed: float, table: str, calibrated: 
     path = ROOT / "BENCHMARKS.md"
     text = render(results, table=table, calibration=calibrated, machine=machine(),
                   date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), elapsed=elapsed)
-    # `make chaos` keeps its own section in the same file (bench/chaos.py); carry it over untouched.
+    # `make chaos`, `python -m bench.probes` and `python -m bench.schedules` keep their own sections in the same
+    # file, each between its markers; carry them over untouched.
     current = path.read_text() if path.exists() else ""
-    begin, end = "<!-- chaos:begin -->", "<!-- chaos:end -->"
-    if begin in current and end in current:
-        head = current[:current.index(begin)]
-        start = head.rindex("## Reliability") if "## Reliability" in head else len(head)
-        text += "\n" + current[start:current.index(end) + len(end)] + "\n"
-    # So does `python -m bench.probes` (the probes' and /metrics' cost).
-    begin, end = "<!-- probes:begin -->", "<!-- probes:end -->"
-    if begin in current and end in current:
-        head = current[:current.index(begin)]
-        start = head.rindex("## Probes and metrics") if "## Probes and metrics" in head else len(head)
-        text += "\n" + current[start:current.index(end) + len(end)] + "\n"
+    kept = (("chaos", "## Reliability"), ("probes", "## Probes and metrics"), ("schedules", "## Schedules"))
+    for name, heading in kept:
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if begin in current and end in current:
+            head = current[:current.index(begin)]
+            start = head.rindex(heading) if heading in head else len(head)
+            text += "\n" + current[start:current.index(end) + len(end)] + "\n"
     path.write_text(text)
     log("BENCHMARKS.md written")
 
