@@ -250,3 +250,11 @@ def test_a_url_that_is_not_http_is_our_configuration_not_a_send(settings, url):
         send_dispatch()
 
     assert (raised.value.title, raised.value.held_by) == ("Bad Vonage URL", "configuration")
+
+
+def test_all_proxy_is_honoured_as_requests_honours_it(monkeypatch, settings):
+    settings.VONAGE_API_URL = "https://api.nexmo.com"
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.internal:3128")
+    assert VonageHttp(vonage_config()).proxy == "http://proxy.internal:3128"

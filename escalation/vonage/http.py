@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import urllib3
-from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies, select_proxy
 from urllib3.exceptions import HTTPError, LocationValueError, NewConnectionError, TimeoutError
 
 from escalation.vonage.auth import application_token
@@ -57,7 +57,8 @@ class VonageHttp:
         self.observe = observe
         scheme = urllib3.util.parse_url(config.api_url).scheme if config.api_url else None
         self.bad_url = None if scheme in ("http", "https") else f"{config.api_url!r} is not an http(s) URL"
-        self.proxy = get_environ_proxies(config.api_url).get(scheme or "") if self.bad_url is None else None
+        # requests' own choice among the environment's proxies (scheme, host, ALL_PROXY; NO_PROXY honoured).
+        self.proxy = None if self.bad_url else select_proxy(config.api_url, get_environ_proxies(config.api_url))
         # Thread-safe; maxsize bounds the keep-alive connections the worker's threads share. No retries
         # (retries=False raises the first error as it is): see the module docstring.
         options = {"num_pools": 2, "maxsize": 16, "retries": False, "cert_reqs": "CERT_REQUIRED",
