@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 
 from escalation.engine.hold import retry_delay
 from escalation.engine.provider import get_client
@@ -223,14 +223,13 @@ def _settle(notice: HandoffNotice, current: Handoff | str, target: Target, now: 
     try:
         answer = get_client().send_message(channel=channel, text=text, client_ref=notice.client_ref, form=FREE_TEXT)
     except VonageError as error:
-        _failed(notice, error, lease, now)
+        _failed(notice, error, claim, now)
         return
     claim.update(state=NoticeState.SENT, message_uuid=answer, next_attempt_at=None, settled_at=now,
                  outcome=f"sent on {channel['type']} {channel['address']}")
 
 
-def _failed(notice: HandoffNotice, error: VonageError, lease: datetime, now: datetime) -> None:
-    claim = HandoffNotice.objects.filter(pk=notice.pk, state=NoticeState.PENDING, next_attempt_at=lease)
+def _failed(notice: HandoffNotice, error: VonageError, claim: QuerySet, now: datetime) -> None:
     if not error.provider_fault:
         claim.update(state=NoticeState.FAILED, next_attempt_at=None, settled_at=now,
                      outcome=f"Vonage refused it: {error}"[:500])
@@ -240,7 +239,6 @@ def _failed(notice: HandoffNotice, error: VonageError, lease: datetime, now: dat
     retry_at = now + retry_delay(notice.attempts)
     claim.update(next_attempt_at=retry_at, outcome=f"retrying at {retry_at:%H:%M:%S %Z}: {error}"[:500])
     log.warning("hand-off notice %s not sent (%s); retrying at %s", notice.pk, error, f"{retry_at:%H:%M:%S %Z}")
-
 
 
 def coming_handoffs(schedule: Schedule, now: datetime, count: int) -> list[tuple[Handoff, datetime]]:
