@@ -176,7 +176,7 @@ def test_it_says_on_call_at_t_is_the_shift_containing_t(data):
     for at in data.draw(st.lists(instants(start, end), min_size=1, max_size=5)):
         containing = next(s for s in shifts if s.start <= at < s.end)
         now = on_call_at(rules, at)
-        assert now.people == containing.people
+        assert (now.people, now.layer, now.overrides) == (containing.people, containing.layer, containing.overrides)
         if containing.start > start:
             assert now.since == containing.start
         if containing.end < end:

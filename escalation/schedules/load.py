@@ -1,17 +1,27 @@
 """Schedules' rows turned into the pure rules of `shifts`, a batch of schedules in a fixed number of queries.
 
 Rows are read as plain values, never model instances: a fire resolving ten busy schedules would otherwise
-spend most of its time building hundreds of them. The three reads are apart so that each caller pays only
-for what it uses: the fire plan needs no names (it reads the people it pages anyway) and reads overrides
-for a day ahead first, the picture and the feeds read everything for their window.
+spend most of its time building hundreds of them. Each read brings the names and active flags of the people
+it names (joined), so nobody needs a third query for them. The two reads are apart because the fire plan
+reads overrides for a day ahead first and wider only where a shift runs past that; the picture and the
+feeds read everything for their window.
+
+The two reads are written in SQL (portable: PostgreSQL and SQLite), built once from the models' own table
+and column names: every fire makes them, and Django's building of these joined, ordered queries cost more
+CPU than reading and using their rows (1.3 ms a query on the slow machine, issue 16's benchmark S1).
+tests/test_schedule_on_call.py checks them against the ORM's answer.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
+from functools import cache, lru_cache
+
+from django.db import connection
+from django.db.models import Model
 
 from escalation.models import Override, OverrideMode, Person, Schedule
-from escalation.models.schedules import Layer, layer_label, parse_weekdays
+from escalation.models.schedules import Layer, LayerParticipant, layer_label, parse_weekdays
 from escalation.schedules import shifts
 
 ALL_WEEKDAYS = frozenset(range(7))
@@ -40,17 +50,21 @@ class LoadedSchedule:
     rules: shifts.Rules
     layer_names: list[str] = field(default_factory=list)  # in the order of rules.layers
     overrides: list[OverrideRow] = field(default_factory=list)  # those read, oldest first
-    names: dict[int, str] = field(default_factory=dict)  # person id -> name, once load_names has run
+    names: dict[int, str] = field(default_factory=dict)  # person id -> name, of everyone read so far
+    inactive: set[int] = field(default_factory=set)  # those of them who are not active
 
     def people_names(self, people: Iterable[int]) -> list[str]:
         return [self.names.get(pk, f"person #{pk}") for pk in people]
 
-    def person_ids(self) -> set[int]:
-        """Everyone the rules name: the layers' participants and the overrides' people."""
-        ids = {pk for rotation in self.rules.layers for pk in rotation.participants}
-        return ids | {o.person_id for o in self.overrides}
+    def note_person(self, pk: int, name: str, active: bool) -> None:
+        self.names[pk] = name
+        if not active:
+            self.inactive.add(pk)
 
 
+# Pure and keyed by every field, so a rotation read again unchanged (every fire reads every layer) is the same
+# object, its derived values (`Rotation.length`) computed once per process.
+@lru_cache(maxsize=4096)
 def rotation(*, shift_length: int, unit: str, handoff_date: date, handoff_time: time, restrict_weekdays: str,
              restrict_start: time | None, restrict_end: time | None, anchor_shift: int, anchor_index: int,
              participants: tuple[int, ...]) -> shifts.Rotation:
@@ -70,54 +84,93 @@ def rotation_of(layer: Layer, participant_ids: tuple[int, ...]) -> shifts.Rotati
                     anchor_shift=layer.anchor_shift, anchor_index=layer.anchor_index, participants=participant_ids)
 
 
+def _columns(alias: str, model: type[Model], names: Iterable[str]) -> str:
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(model._meta.get_field(name).column)}" for name in names)
+
+
+@cache
+def _rules_sql(vendor: str) -> str:
+    """Layers with their participants (and their names), a row per participant, in priority and list order.
+    `{ids}` is the schedule ids' placeholders."""
+    quote = connection.ops.quote_name
+    layer, participant, person = (quote(m._meta.db_table) for m in (Layer, LayerParticipant, Person))
+    return (f"SELECT {_columns('l', Layer, ('id', 'schedule', 'position', 'name', *ROTATION_FIELDS))}, "
+            f"{_columns('p', LayerParticipant, ('person',))}, {_columns('pe', Person, ('name', 'is_active'))} "
+            f"FROM {layer} l LEFT JOIN {participant} p ON p.{quote('layer_id')} = l.{quote('id')} "
+            f"LEFT JOIN {person} pe ON pe.{quote('id')} = p.{quote('person_id')} "
+            f"WHERE l.{quote('schedule_id')} IN ({{ids}}) "
+            f"ORDER BY {_columns('l', Layer, ('position', 'id'))}, "
+            f"{_columns('p', LayerParticipant, ('position', 'id'))}")
+
+
+@cache
+def _overrides_sql(vendor: str) -> str:
+    """Overrides overlapping [%s, %s) with their people's names, oldest first. `{ids}` as above."""
+    quote = connection.ops.quote_name
+    override, person = (quote(m._meta.db_table) for m in (Override, Person))
+    return (f"SELECT {_columns('o', Override, ('schedule', 'id', 'start', 'end', 'person', 'mode'))}, "
+            f"{_columns('pe', Person, ('name', 'is_active'))} "
+            f"FROM {override} o JOIN {person} pe ON pe.{quote('id')} = o.{quote('person_id')} "
+            f"WHERE o.{quote('schedule_id')} IN ({{ids}}) AND o.{quote('end')} > %s AND o.{quote('start')} < %s "
+            f"ORDER BY o.{quote('id')}")
+
+
+def _select(sql: str, ids: list[int], params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(ids=", ".join(["%s"] * len(ids))), [*ids, *params])
+        return cursor.fetchall()
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands raw rows' datetimes back naive; Django stores them in UTC there.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def load_rules(schedules: Iterable[Schedule]) -> dict[int, LoadedSchedule]:
-    """The schedules' layers and participants, no overrides yet: one query (a layer per participant, joined)."""
+    """The schedules' layers and participants (with their names), no overrides yet: one query (a layer per
+    participant, joined)."""
     loaded = {s.pk: LoadedSchedule(s, shifts.Rules(s.time_zone)) for s in schedules}
-    layers: dict[int, tuple[int, str, dict, list[int]]] = {}
-    rows = (Layer.objects.filter(schedule_id__in=loaded)
-            .order_by("position", "id", "participants__position", "participants__id")
-            .values_list("pk", "schedule_id", "position", "name", *ROTATION_FIELDS, "participants__person_id"))
-    for pk, schedule_id, position, name, *settings, person_id in rows:
+    if not loaded:
+        return loaded
+    layers: dict[int, tuple[int, str, tuple, list[int]]] = {}
+    for row in _select(_rules_sql(connection.vendor), list(loaded), []):
+        pk, schedule_id, position, name = row[:4]
+        person_id, person_name, active = row[-3:]
         if pk not in layers:
-            settings_of = dict(zip(ROTATION_FIELDS, settings, strict=True))
-            layers[pk] = (schedule_id, layer_label(name, position), settings_of, [])
+            layers[pk] = (schedule_id, layer_label(name, position), row[4:-3], [])
         if person_id is not None:
             layers[pk][3].append(person_id)
+            loaded[schedule_id].note_person(person_id, person_name, active)
     rotations: dict[int, list[shifts.Rotation]] = {pk: [] for pk in loaded}
     for schedule_id, label, settings, participants in layers.values():
         loaded[schedule_id].layer_names.append(label)
-        rotations[schedule_id].append(rotation(**settings, participants=tuple(participants)))
+        rotations[schedule_id].append(rotation(**dict(zip(ROTATION_FIELDS, settings, strict=True)),
+                                               participants=tuple(participants)))
     for pk, entry in loaded.items():
         entry.rules = shifts.Rules(entry.rules.zone, tuple(rotations[pk]))
     return loaded
 
 
 def load_overrides(loaded: Iterable[LoadedSchedule], *, start: datetime, end: datetime) -> None:
-    """Read the overrides overlapping [start, end) into the schedules' rules (replacing any read before)."""
+    """Read the overrides overlapping [start, end), with their people's names, into the schedules' rules
+    (replacing any read before)."""
     entries = {entry.schedule.pk: entry for entry in loaded}
     found: dict[int, list[OverrideRow]] = {pk: [] for pk in entries}
-    for schedule_id, *values in (Override.objects.filter(schedule_id__in=entries, end__gt=start, start__lt=end)
-                                 .order_by("id").values_list("schedule_id", "pk", "start", "end", "person_id", "mode")):
-        found[schedule_id].append(OverrideRow(*values))
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = _select(_overrides_sql(connection.vendor), list(entries), [adapt(start), adapt(end)]) if entries else []
+    for schedule_id, pk, override_start, override_end, person_id, mode, person_name, active in rows:
+        found[schedule_id].append(OverrideRow(pk, _aware(override_start), _aware(override_end), person_id, mode))
+        entries[schedule_id].note_person(person_id, person_name, active)
     for pk, entry in entries.items():
         entry.overrides = found[pk]
         entry.rules = shifts.Rules(entry.rules.zone, entry.rules.layers, tuple(
             shifts.Override(o.start, o.end, o.person_id, shifts.OverrideMode(o.mode), o.pk) for o in found[pk]))
 
 
-def load_names(loaded: Iterable[LoadedSchedule]) -> None:
-    """The names of everyone the schedules' rules name: one query."""
-    entries = list(loaded)
-    names = dict(Person.objects.filter(pk__in={pk for entry in entries for pk in entry.person_ids()})
-                 .values_list("pk", "name"))
-    for entry in entries:
-        entry.names = names
-
-
 def load_schedules(schedule_ids: Iterable[int], *, start: datetime, end: datetime) -> dict[int, LoadedSchedule]:
-    """The schedules with their layers, the overrides overlapping [start, end) and everyone's names: four
+    """The schedules with their layers, the overrides overlapping [start, end) and everyone's names: three
     queries in all."""
     loaded = load_rules(Schedule.objects.filter(pk__in=list(schedule_ids)).only("pk", "name", "time_zone"))
     load_overrides(loaded.values(), start=start, end=end)
-    load_names(loaded.values())
     return loaded

@@ -35,7 +35,7 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from itertools import pairwise
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -144,6 +144,10 @@ def zone_info(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+# Memoized: the same hand-off and window instants are asked again and again (every fire and every page of
+# a schedule around now), and each answer costs several zoneinfo lookups. Pure, keyed by its arguments (a
+# naive time equals itself with either fold, which it ignores anyway); 16,384 entries are a few MB.
+@lru_cache(maxsize=16384)
 def local_to_instant(local: datetime, tz: ZoneInfo) -> datetime:
     """The UTC instant of a naive local wall time: a repeated time's first occurrence, a skipped time's
     first instant after the gap."""
@@ -337,6 +341,7 @@ def on_call_at(rules: Rules, at: datetime, *, find_since: bool = True) -> OnCall
     `at` is then the first of `shifts_between(rules, at, ...)`, as who is on call and why at an instant, and
     where that ends, do not depend on what came before (the fire plan only says until when).
     """
+    rules = _down_to_first_on_call(rules, at)
     forward = _initial_reach(rules)
     back = forward if find_since else timedelta(0)
     while True:
@@ -353,6 +358,24 @@ def on_call_at(rules: Rules, at: datetime, *, find_since: bool = True) -> OnCall
             back = min(back * 4, HORIZON)
         if not ends_inside:
             forward = min(forward * 4, HORIZON)
+
+
+def _down_to_first_on_call(rules: Rules, at: datetime) -> Rules:
+    """The rules without the layers under the first one with someone on call at `at`.
+
+    They cannot change the shift containing `at`: inside it that layer (or a replace override) wins
+    throughout, so a lower layer's hand-off there only splits a stretch that `shifts_between` merges again,
+    and where the shift ends a change happens with or without them. A fire resolving a layered schedule
+    then computes one or two layers' shifts, not all of them.
+    """
+    tz = rules.tz
+    for index, rotation in enumerate(rules.layers[:-1]):
+        # Shifts tile time, so a layer with participants has one of them on call at every instant its
+        # restriction (if any) lets it.
+        if rotation.participants and (rotation.restriction is None or any(
+                _restriction_windows(rotation.restriction, tz, at, at + timedelta(microseconds=1)))):
+            return replace(rules, layers=rules.layers[:index + 1])
+    return rules
 
 
 def _initial_reach(rules: Rules) -> timedelta:

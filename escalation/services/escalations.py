@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from escalation.engine.events import new_event, record_event
+from escalation.engine.events import new_event
 from escalation.engine.plan import page_text_length, person_window_seconds, text_limit
 from escalation.engine.transitions import acknowledge, cancel
 from escalation.engine.wakeup import notify_workers
@@ -44,7 +44,7 @@ def _build_plan(roster: Roster, message: str, now: datetime) -> dict:
     if not members:
         reasons = " ".join(skipped)
         raise FireRefused(f"Roster {roster.name} has no active people to page." + (f" {reasons}" if reasons else ""))
-    channels_by_person: dict[int, list] = {m.person.pk: [] for m in members}
+    channels_by_person: dict[int, list] = {m.person_id: [] for m in members}
     for channel in (
         Channel.objects.filter(person_id__in=channels_by_person)
         .order_by("position", "id")
@@ -53,27 +53,27 @@ def _build_plan(roster: Roster, message: str, now: datetime) -> dict:
     problems = []
     people = []
     for member in members:
-        person = member.person
-        channels = channels_by_person[person.pk]
+        name = member.name
+        channels = channels_by_person[member.person_id]
         if len(channels) < MIN_CHANNELS_PER_PERSON:
             problems.append(
-                f"{person.name} has {count_of(len(channels), 'channel')}; at least {MIN_CHANNELS_PER_PERSON} are "
+                f"{name} has {count_of(len(channels), 'channel')}; at least {MIN_CHANNELS_PER_PERSON} are "
                 "needed."
             )
             continue
-        length = page_text_length(person.name, message)
+        length = page_text_length(name, message)
         for number, channel in enumerate(channels, start=1):
             label = ChannelType(channel.type).label
             if channel.type not in senders:
-                problems.append(f"No sender is configured for {label} (needed for {person.name}'s channel {number}).")
+                problems.append(f"No sender is configured for {label} (needed for {name}'s channel {number}).")
             if length > text_limit(channel.type):
                 problems.append(
-                    f"The message is {length} characters for {person.name}'s {label} (channel {number}); "
+                    f"The message is {length} characters for {name}'s {label} (channel {number}); "
                     f"{label} allows {text_limit(channel.type)}."
                 )
         people.append({
-            "person_id": person.pk,
-            "name": person.name,
+            "person_id": member.person_id,
+            "name": name,
             "channels": [
                 {"type": c.type, "address": c.address, "expiry_time": c.expiry_time,
                  "condition": c.condition, "sender": senders.get(c.type, ""),
@@ -153,13 +153,13 @@ def escalation_fire(
             dedup_key=dedup_key,
         )
         names = ", ".join(p["name"] for p in plan["people"])
-        record_event(escalation, EventKind.FIRED,
-                     f"Fired by {escalation.fired_by_name or 'unknown'}: {names}; "
-                     f"{count_of(plan['rounds'], 'round')}, via {escalation.get_api_display()}.", at=now)
-        # Who each schedule resolved to, and what was skipped: one INSERT, however many schedules.
+        fired = new_event(escalation, EventKind.FIRED,
+                          f"Fired by {escalation.fired_by_name or 'unknown'}: {names}; "
+                          f"{count_of(plan['rounds'], 'round')}, via {escalation.get_api_display()}.", at=now)
+        # Then who each schedule resolved to, and what was skipped: one INSERT with the fired event.
         notes = [f"{p['name']} — {p['via']['text']}." for p in plan["people"] if "via" in p]
-        Event.objects.bulk_create(new_event(escalation, EventKind.NOTE, text, at=now)
-                                  for text in [*notes, *plan.get("skipped", [])])
+        Event.objects.bulk_create([fired, *(new_event(escalation, EventKind.NOTE, text, at=now)
+                                            for text in [*notes, *plan.get("skipped", [])])])
         notify_workers()
     return escalation
 

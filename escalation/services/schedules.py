@@ -58,10 +58,10 @@ def _ends_inside(now: shifts.OnCall, window_end: datetime) -> bool:
     return now.until is not None and now.until < window_end
 
 
-def _on_call_now(loaded: LoadedSchedule, now: shifts.OnCall, names: dict[int, str]) -> OnCallNow:
+def _on_call_now(loaded: LoadedSchedule, now: shifts.OnCall) -> OnCallNow:
     schedule = loaded.schedule
     return OnCallNow(schedule.pk, schedule.name, schedule.time_zone,
-                     [(pk, names.get(pk, f"person #{pk}")) for pk in now.people], now.until,
+                     list(zip(now.people, loaded.people_names(now.people), strict=True)), now.until,
                      loaded.layer_names[now.layer] if now.layer is not None else "")
 
 
@@ -69,9 +69,7 @@ def schedules_on_call(schedule_ids: list[int], *, at: datetime | None = None) ->
     """Who is on call in each schedule at `at` (default now), in a fixed number of queries."""
     at = at or timezone.now()
     found = _on_call(Schedule.objects.filter(pk__in=schedule_ids).only("pk", "name", "time_zone"), at)
-    names = dict(Person.objects.filter(pk__in={pk for _, now in found.values() for pk in now.people})
-                 .values_list("pk", "name"))
-    return {pk: _on_call_now(entry, now, names) for pk, (entry, now) in found.items()}
+    return {pk: _on_call_now(entry, now) for pk, (entry, now) in found.items()}
 
 
 def schedule_on_call(schedule: Schedule, *, at: datetime | None = None) -> OnCallNow:
@@ -118,7 +116,8 @@ def feed_token_rotate(schedule: Schedule) -> str:
 
 @dataclass(frozen=True)
 class ResolvedMember:
-    person: Person
+    person_id: int
+    name: str
     via: dict | None  # for a person on call in a schedule: what the plan freezes about it
 
 
@@ -129,9 +128,7 @@ def resolve_members(members: list[RosterMember], *, at: datetime) -> tuple[list[
     """
     schedules = {m.schedule_id: m.schedule for m in members if m.schedule_id is not None}
     found = _on_call(schedules.values(), at) if schedules else {}
-    people = Person.objects.in_bulk({pk for _, now in found.values() for pk in now.people})
-    names = {pk: person.name for pk, person in people.items()}
-    on_call = {pk: _on_call_now(entry, now, names) for pk, (entry, now) in found.items()}
+    on_call = {pk: _on_call_now(entry, now) for pk, (entry, now) in found.items()}
     resolved: list[ResolvedMember] = []
     skipped: list[str] = []
     seen: set[int] = set()
@@ -139,21 +136,21 @@ def resolve_members(members: list[RosterMember], *, at: datetime) -> tuple[list[
         if member.person_id is not None:
             if member.person.is_active and member.person_id not in seen:
                 seen.add(member.person_id)
-                resolved.append(ResolvedMember(member.person, None))
+                resolved.append(ResolvedMember(member.person_id, member.person.name, None))
             continue
         now = on_call[member.schedule_id]
         if not now.people:
             skipped.append(f"Schedule {now.schedule_name}: nobody is on call, skipped.")
             continue
+        inactive = found[member.schedule_id][0].inactive
         for person_id, name in now.people:
-            person = people.get(person_id)
-            if person is None or not person.is_active:
+            if person_id in inactive:
                 skipped.append(f"Schedule {now.schedule_name}: {name} is on call but not active, skipped.")
             elif person_id in seen:
                 skipped.append(f"Schedule {now.schedule_name}: {name} is on call but already paged earlier.")
             else:
                 seen.add(person_id)
-                resolved.append(ResolvedMember(person, {
+                resolved.append(ResolvedMember(person_id, name, {
                     "schedule_id": now.schedule_id, "schedule": now.schedule_name, "zone": now.zone,
                     "until": now.until.isoformat() if now.until else None,
                     "text": f"on call in {now.schedule_name} until {now.until_text()}",
