@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from escalation.engine.batch import applied_unmatched, save_changes
 from escalation.engine.event_time import event_time
-from escalation.engine.events import clock, new_event, record_event
+from escalation.engine.events import clock, new_event, record_event, save_events
 from escalation.engine.plan import plan_person
 from escalation.engine.replies import answered_page
 from escalation.engine.transitions import acknowledge
@@ -25,7 +25,6 @@ from escalation.models import (
     ChannelType,
     Escalation,
     EscalationState,
-    Event,
     EventKind,
     Message,
     MessageStatus,
@@ -259,8 +258,7 @@ def _apply_locked(pairs: list[tuple[int, StatusUpdate, Message, datetime]], esca
             applied = Applied(f"status {update.status}", escalation.pk, message.pk)
         results.append((i, applied))
     save_changes(Message, changed.values())
-    if events:
-        Event.objects.bulk_create(events)
+    save_events(events)
     for escalation, page, stop, at in stopping:
         acknowledge(escalation=escalation, person_index=page.index, by_name=page.person_name, how=stop.how,
                     reached=stop.reached, now=at)

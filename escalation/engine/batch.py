@@ -19,8 +19,8 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Min, Model, QuerySet
 from django.db.models.query import RawQuerySet
 
-from escalation.engine.events import new_event
-from escalation.models import Escalation, Event, Message, Page, Person, WebhookEvent
+from escalation.engine.events import NewEvent, new_event, save_events
+from escalation.models import Escalation, Message, Page, Person, WebhookEvent
 
 
 class Unread(Enum):
@@ -45,7 +45,7 @@ class Batch:
     def __init__(self, now: datetime, escalations: list[Escalation] = ()) -> None:
         self.now = now
         self.escalations = list(escalations)
-        self.events: list[Event] = []
+        self.events: list[NewEvent] = []
         self._new: dict[type[Model], list[Model]] = defaultdict(list)
         # model -> pk -> (instance, the fields changed on it)
         self._changed: dict[type[Model], dict[int, tuple[Model, set[str]]]] = defaultdict(dict)
@@ -154,8 +154,7 @@ class Batch:
                 model.objects.bulk_create(self._new[model])
         for model, changed in self._changed.items():
             save_changes(model, changed.values())
-        if self.events:
-            Event.objects.bulk_create(self.events)
+        save_events(self.events)
 
 
 def _pages_at(positions: list[tuple[int, int, int]]) -> RawQuerySet:

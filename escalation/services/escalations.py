@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from escalation.engine.events import new_event
+from escalation.engine.events import new_event, save_events
 from escalation.engine.plan import page_text_length, person_window_seconds, text_limit
 from escalation.engine.transitions import acknowledge, cancel
 from escalation.engine.wakeup import notify_workers
@@ -22,7 +22,6 @@ from escalation.models import (
     Channel,
     ChannelType,
     Escalation,
-    Event,
     EventKind,
     Integration,
     Roster,
@@ -158,8 +157,8 @@ def escalation_fire(
                           f"{count_of(plan['rounds'], 'round')}, via {escalation.get_api_display()}.", at=now)
         # Then who each schedule resolved to, and what was skipped: one INSERT with the fired event.
         notes = [f"{p['name']} — {p['via']['text']}." for p in plan["people"] if "via" in p]
-        Event.objects.bulk_create([fired, *(new_event(escalation, EventKind.NOTE, text, at=now)
-                                            for text in [*notes, *plan.get("skipped", [])])])
+        save_events([fired, *(new_event(escalation, EventKind.NOTE, text, at=now)
+                              for text in [*notes, *plan.get("skipped", [])])])
         notify_workers()
     return escalation
 
