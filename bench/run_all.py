@@ -75,7 +75,7 @@ def main() -> None:
             print(f"\n{result.number}. {result.name}: {json.dumps(result.details, default=str)}")
     else:
         write_report(results, elapsed, table, calibrated)
-    over = [r for r in results if r.number == 7 and r.met is False]
+    over = [r for r in results if r.number == 7 and r.details.get("regression", r.met is False)]
     for result in over:  # the CPU budget guards the engine's cost: a regression must not pass unnoticed
         print(f"\nREGRESSION: {result.figure}", flush=True)
     if over:
