@@ -191,6 +191,14 @@ class Emulator:
             return [m.as_dict() for m in self.store.messages.values()
                     if all(getattr(m, k) == v for k, v in wanted.items())]
 
+    def outbound_webhooks(self) -> dict:
+        """`pending`: the webhooks still to deliver (made and not settled, or still to be made by a phone's
+        timer); `made`: every webhook made so far, so a caller can tell that none came and went meanwhile.
+        A webhook is settled once the app has answered its last attempt."""
+        upcoming = self.engine.upcoming_webhooks()  # first: a timer that fires now is counted once at least
+        made, unsettled = self.webhooks.counts()
+        return {"pending": upcoming + unsettled, "made": made}
+
     def dispatches(self) -> list[dict]:
         with self.store.lock:
             return [d.as_dict() for d in self.store.dispatches.values()]

@@ -53,6 +53,11 @@ class Engine:
             self._play(message)
         return message.uuid
 
+    def upcoming_webhooks(self) -> int:
+        """Timers that will make a webhook: the phones' statuses and replies, and Dispatch's first items (sent
+        at once). Dispatch's expiries are not counted: they follow a workflow's timetable, which may be a day."""
+        return self.scheduler.pending(self._status, self._scenario_reply, self._send_item)
+
     # --- the phones --------------------------------------------------------------------------------------
 
     def _play(self, message: Message) -> None:

@@ -23,6 +23,9 @@ class Scheduler:
         self._cond = threading.Condition()
         self._running = False
         self._thread: threading.Thread | None = None
+        # The callback running now, counted as pending until it returns: what it schedules or sends is
+        # then seen before it stops being pending.
+        self._current: Callable | None = None
 
     def start(self) -> None:
         self._running = True
@@ -48,13 +51,16 @@ class Scheduler:
         with self._cond:
             self._heap.clear()
 
-    def pending(self) -> int:
+    def pending(self, *callbacks: Callable) -> int:
+        """Timers due or running; only those that call one of `callbacks`, if given."""
         with self._cond:
-            return len(self._heap)
+            due = [entry[2] for entry in self._heap] + ([self._current] if self._current else [])
+            return sum(not callbacks or callback in callbacks for callback in due)
 
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._current = None
                 while self._running:
                     if not self._heap:
                         self._cond.wait()
@@ -66,6 +72,7 @@ class Scheduler:
                 if not self._running:
                     return
                 _, _, callback, args = heapq.heappop(self._heap)
+                self._current = callback
             try:
                 callback(*args)
             except Exception:

@@ -181,7 +181,9 @@ class Handler(BaseHTTPRequestHandler):
         since, limit = _int(query.get("since"), 0), _int(query.get("limit"), None)
         if method == "GET":
             if name == "health":
-                return 200, {"ok": True, "pending_events": emulator.scheduler.pending()}
+                webhooks = emulator.outbound_webhooks()
+                return 200, {"ok": True, "pending_events": emulator.scheduler.pending(),
+                             "webhooks_pending": webhooks["pending"], "webhooks_made": webhooks["made"]}
             if name == "requests":
                 return 200, emulator.requests(since=since, limit=limit)
             if name == "webhooks":

@@ -54,6 +54,11 @@ class WebhookSender:
         self._queues = [queue.SimpleQueue() for _ in range(lanes)]
         self._threads = [threading.Thread(target=self._lane, args=(q,), name=f"emulator-webhooks-{i}", daemon=True)
                          for i, q in enumerate(self._queues)]
+        # Webhooks made since the start, and those not yet settled: queued, being posted, held or waiting for a
+        # retry. A webhook is settled once its last attempt is recorded, after the app's answer.
+        self._count_lock = threading.Lock()
+        self.made = 0
+        self.unsettled = 0
 
     def start(self) -> None:
         for thread in self._threads:
@@ -72,6 +77,13 @@ class WebhookSender:
                     q.get_nowait()
                 except queue.Empty:
                     break
+        with self._count_lock:
+            self.unsettled = 0  # those of the reset's older generation are dropped, never settled
+
+    def counts(self) -> tuple[int, int]:
+        """(webhooks made so far, those not yet settled)."""
+        with self._count_lock:
+            return self.made, self.unsettled
 
     def send(self, *, path: str, body: dict, kind: str, key: str, url: str = "") -> None:
         config = self.emulator.config
@@ -83,6 +95,10 @@ class WebhookSender:
             # (a benchmark that wants no webhooks): signing was a fifth of the emulator's CPU there.
             job.authorization = self._sign(raw)
         lane = self._queues[zlib.crc32(key.encode()) % len(self._queues)]
+        copies = 2 if self.duplicate else 1
+        with self._count_lock:
+            self.made += copies
+            self.unsettled += copies
         lane.put(job)
         if self.duplicate:
             lane.put(Job(path=path, raw=raw, kind=kind, key=key, url=url, authorization=job.authorization,
@@ -128,6 +144,7 @@ class WebhookSender:
         if not url:
             record.error = "no webhook base configured: dropped"
             self.emulator.record_webhook(record, generation=job.generation)
+            self._settled(job)
             return
         if config.signature_secret and not job.authorization:  # a destination was configured since
             job.authorization = self._sign(job.raw)
@@ -151,6 +168,13 @@ class WebhookSender:
         elif retry:
             record.error = (record.error + "; " if record.error else "") + "retry period over: dropped"
         self.emulator.record_webhook(record, generation=job.generation)
+        if record.retry_in is None:
+            self._settled(job)
+
+    def _settled(self, job: Job) -> None:
+        with self._count_lock:
+            if job.generation == self.emulator.generation:
+                self.unsettled -= 1
 
     def _requeue(self, job: Job) -> None:
         self._queues[zlib.crc32(job.key.encode()) % len(self._queues)].put(job)

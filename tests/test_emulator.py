@@ -337,6 +337,41 @@ def test_a_refused_webhook_is_not_retried(emulator, webhook_sink):
     assert emulator.health()["pending_events"] == 0  # a retry is scheduled before its attempt is recorded
 
 
+def outbound(emulator) -> tuple[int, int]:
+    health = emulator.health()
+    return health["webhooks_pending"], health["webhooks_made"]
+
+
+def test_it_counts_the_webhooks_still_to_deliver_until_the_app_has_answered_them(emulator, webhook_sink):
+    assert outbound(emulator) == (0, 0)
+    webhook_sink.answers.append(500)  # the `submitted` is answered on its retry
+    emulator.scenario("447700900001", "read", after=200)  # 2 s here
+    send_page(channel=WHATSAPP, text="db down", client_ref="r")
+
+    emulator.wait_for(lambda: webhook_sink.bodies(), lambda b: len(b) == 2)
+
+    assert outbound(emulator) == (1, 2)  # the read, still to come
+    emulator.wait_for(lambda: outbound(emulator), lambda o: o == (0, 3), timeout=10)
+    assert sorted(b["status"] for b in webhook_sink.bodies()) == ["delivered", "read", "submitted"]
+    assert len(emulator.webhooks()) == 4  # every attempt was recorded before it counted as delivered
+
+
+def test_a_workflows_expiry_is_no_webhook_to_wait_for(emulator, webhook_sink):
+    emulator.scenario("447700900001", "never_deliver")
+    dispatch([WHATSAPP, SMS])
+
+    emulator.wait_for(lambda: outbound(emulator), lambda o: o == (0, 1))
+
+    assert emulator.health()["pending_events"] == 1  # the WhatsApp item's 15 s expiry, then the SMS
+
+
+def test_the_count_starts_again_at_a_reset(emulator, webhook_sink):
+    emulator.scenario("447700900001", "read", after=200)
+    send_page(channel=WHATSAPP, text="db down", client_ref="r")
+    emulator.reset()
+    assert outbound(emulator)[0] == 0
+
+
 def test_webhooks_can_be_duplicated(emulator, webhook_sink):
     emulator.webhook_faults(duplicate=True)
     send_page(channel=WHATSAPP, text="db down", client_ref="r")

@@ -1,7 +1,7 @@
 """The whole path over real HTTP: the worker pages through the emulator, the emulator's signed webhooks come
 back to the app's live server, and the escalation ends where the recipients' script says.
 
-The worker runs in a thread on a clock the test steps forward explicitly (`clock.advance`), so waiting out
+The worker runs in a thread on a clock the test steps forward explicitly (`worker.advance`), so waiting out
 an expiry takes no real time. The emulator's own time runs 100x fast (tests/emulator_fixtures.py).
 """
 
@@ -31,22 +31,51 @@ class SteppedClock:
         self.offset += timedelta(seconds=seconds)
 
 
-@pytest.fixture
-def worker():
-    clock = SteppedClock()
-    stop = threading.Event()
+class SteppedWorker:
+    """The worker's loop in a thread, on a clock the test steps forward; it keeps what each pass handled, so a
+    test can wait for a pass that found nothing to do."""
 
-    def loop() -> None:
+    def __init__(self) -> None:
+        self.clock = SteppedClock()
+        self._handled: list[int] = []  # by pass, once it has finished
+        self._started = 0
+        self._passes = threading.Condition()
+
+    def __call__(self):
+        return self.clock()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def loop(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
-                run_due(now=clock())
+                with self._passes:
+                    self._started += 1
+                handled = run_due(now=self.clock())
+                with self._passes:
+                    self._handled.append(handled)
+                    self._passes.notify_all()
                 stop.wait(0.02)
         finally:
             connection.close()
 
-    thread = threading.Thread(target=loop, daemon=True)
+    def next_pass(self, timeout: float = 10.0) -> int:
+        """What the next pass to start handled (webhooks, escalations, notices), once it has finished."""
+        with self._passes:
+            which = self._started
+            if not self._passes.wait_for(lambda: len(self._handled) > which, timeout=timeout):
+                raise AssertionError(f"the worker's pass {which} did not finish in {timeout} s")
+            return self._handled[which]
+
+
+@pytest.fixture
+def worker():
+    worker = SteppedWorker()
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.loop, args=(stop,), daemon=True)
     thread.start()
-    yield clock
+    yield worker
     stop.set()
     thread.join(timeout=10)
 
@@ -59,28 +88,33 @@ def wait_until(predicate, *, timeout: float = 10.0, what: str = "") -> None:
         threading.Event().wait(0.02)
 
 
-def wait_quiet(quiet: float = 0.3, timeout: float = 10.0) -> None:
-    """Wait until no webhook has been stored for `quiet` seconds: what was sent has been answered."""
-    last = (WebhookEvent.objects.count(), timezone.now())
+def outbound(app_emulator) -> tuple[int, int]:
+    health = app_emulator.health()
+    return health["webhooks_pending"], health["webhooks_made"]
+
+
+def wait_settled(app_emulator, worker: SteppedWorker, timeout: float = 10.0) -> None:
+    """Wait until everything sent has been answered: the emulator has no webhook left to deliver (a webhook
+    counts as delivered once the app has answered it, so it is stored), then a whole worker pass finds
+    nothing to do (every stored webhook applied, nothing due, no send made) and the emulator made no webhook
+    meanwhile (none came and went from a send that was in flight)."""
     deadline = timezone.now() + timedelta(seconds=timeout)
     while timezone.now() < deadline:
-        threading.Event().wait(0.05)
-        count = WebhookEvent.objects.count()
-        if count != last[0]:
-            last = (count, timezone.now())
-        elif timezone.now() - last[1] >= timedelta(seconds=quiet):
+        before = app_emulator.wait_for(lambda: outbound(app_emulator), lambda o: o[0] == 0, timeout=timeout)
+        if worker.next_pass() == 0 and outbound(app_emulator) == before:
             return
+    raise AssertionError(f"not settled in {timeout} s: the emulator's webhooks {outbound(app_emulator)}")
 
 
-def run_until_done(escalation, clock: SteppedClock, *, max_jumps: int = 20) -> Escalation:
+def run_until_done(escalation, app_emulator, worker: SteppedWorker, *, max_jumps: int = 20) -> Escalation:
     """Let the recipients answer, then jump the worker's clock to the escalation's next timer; repeat."""
     for _ in range(max_jumps):
-        wait_quiet()
+        wait_settled(app_emulator, worker)
         escalation.refresh_from_db()
         if escalation.state != "active":
             return escalation
-        if escalation.next_action_at and escalation.next_action_at > clock():
-            clock.advance((escalation.next_action_at - clock()).total_seconds() + 0.001)
+        if escalation.next_action_at and escalation.next_action_at > worker():
+            worker.advance((escalation.next_action_at - worker()).total_seconds() + 0.001)
     raise AssertionError(f"escalation still active after {max_jumps} timer jumps: {pages(escalation)}")
 
 
@@ -105,7 +139,7 @@ def test_only_the_third_person_reads(api, app_emulator, worker):
     app_emulator.scenario("447700900004", "undeliverable", channel="sms", after=1)
     app_emulator.scenario("447700900005", "read", channel="whatsapp", after=1)
     escalation = escalation_fire(roster=make_roster(TONY, MICHAEL, ANNA), message="DB down", fired_by_name="e2e")
-    escalation = run_until_done(escalation, worker)
+    escalation = run_until_done(escalation, app_emulator, worker)
     assert escalation.state == "acknowledged"
     assert escalation.acknowledged_by_name == "Anna"
     assert pages(escalation) == [("Tony", "passed_over"), ("Michael", "passed_over"), ("Anna", "acknowledged")]

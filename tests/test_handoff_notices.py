@@ -15,12 +15,22 @@ from django.urls import reverse
 
 from escalation.engine.handoff import LOOKAHEAD, plan_handoff_notices, run_handoff_notices
 from escalation.engine.worker import run_due
-from escalation.models import Escalation, HandoffNotice, NoticeState, Person, Roster, RosterMember, Schedule
+from escalation.models import (
+    Escalation,
+    HandoffNotice,
+    NoticeState,
+    Person,
+    Roster,
+    RosterMember,
+    Schedule,
+    WebhookEvent,
+)
 from escalation.schedules.handoffs import Handoff, handoffs
 from escalation.schedules.shifts import Override, OverrideMode, Rotation, Rules, Unit, shifts_between
 from escalation.services.config import ConfigError, config_dumps, config_export, config_import
 from escalation.services.escalations import escalation_fire
 from escalation.services.schedules import override_create
+from tests.applying import apply_stored_webhooks
 from tests.conftest import requires_postgres
 from tests.personas import ANNA, MICHAEL, TONY, make_person, make_senders
 from tests.schedule_personas import make_schedule
@@ -190,6 +200,32 @@ def test_a_fault_that_outlasts_the_time_before_the_shift_fails_the_notice(messag
     assert notice.state == NoticeState.FAILED
     assert notice.outcome.startswith("failed: the shift began before the notice could be sent; last retrying")
     assert notice.attempts <= 18  # passes 30 s apart, retries 2, 4, ... 60 s apart, and the claim that gives up
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_notices_delivery_comes_back_over_real_webhooks_to_its_row(messages_mode, app_emulator, admin_client):
+    make_primary()
+    app_emulator.scenario("447700900002", "read", after=2)  # Michael opens his Viber notice
+    run_handoff_notices(SUNDAY_NOTICE)  # Tony's, on SMS: delivered, and SMS never reports a read
+    run_handoff_notices(MONDAY_HANDOFF - timedelta(minutes=15))  # Michael's, on Viber
+
+    def statuses() -> dict[str, str]:
+        apply_stored_webhooks()  # as the worker does
+        return dict(HandoffNotice.objects.values_list("person__name", "status"))
+
+    app_emulator.wait_for(statuses, lambda s: s == {"Tony": "delivered", "Michael": "read"}, timeout=10)
+    tony, michael = (HandoffNotice.objects.get(person__name=name) for name in ("Tony", "Michael"))
+    assert tony.status_at is not None and michael.status_at is not None
+    assert sorted(WebhookEvent.objects.values_list("result", flat=True)) == sorted(
+        [f"hand-off notice #{tony.pk}: {status}" for status in ("submitted", "delivered")]
+        + [f"hand-off notice #{michael.pk}: {status}" for status in ("submitted", "delivered", "read")])
+    listing = admin_client.get(reverse("admin:escalation_handoffnotice_changelist")).content.decode()
+    assert "delivered" in listing and "read" in listing
+    detail = admin_client.get(reverse("admin:escalation_handoffnotice_change", args=[michael.pk])).content.decode()
+    assert "You are on call in Primary from Mon 09:00 until Tue 09:00 (Europe/London)." in detail
+    assert "read" in detail
+    page = admin_client.get(reverse("admin:escalation_schedule_change", args=[tony.schedule_id])).content.decode()
+    assert "; delivered at " in page and "; read at " in page
 
 
 @pytest.mark.django_db

@@ -33,7 +33,7 @@ def test_a_roster_fired_from_the_admin_ends_as_a_readable_timeline(api, settings
 
     fired = client.post(reverse("admin:escalation_roster_fire", args=[roster.pk]),
                         {"post": "yes", "message": "Production is down"})
-    escalation = run_until_done(Escalation.objects.get(), worker)
+    escalation = run_until_done(Escalation.objects.get(), app_emulator, worker)
 
     assert fired.url == reverse("admin:escalation_escalation_change", args=[escalation.pk])
     assert escalation.state == "acknowledged" and escalation.acknowledged_by_name == "Michael"

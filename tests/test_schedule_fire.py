@@ -36,7 +36,7 @@ def test_it_pages_whoever_is_on_call_in_the_roster_s_first_schedule(api, worker,
     via = escalation.plan["people"][0]["via"]
     assert via["schedule"] == "Primary" and via["text"].startswith("on call in Primary until ")
     assert via["text"].endswith(" 09:00 (Europe/London)")
-    escalation = run_until_done(escalation, worker)
+    escalation = run_until_done(escalation, api, worker)
     assert escalation.acknowledged_by_name == "Michael"
     assert pages(escalation) == [("Michael", "acknowledged")]
     assert escalation.events.filter(kind=EventKind.NOTE, text__startswith="Michael — on call in Primary").exists()
@@ -49,7 +49,7 @@ def test_it_respects_an_override_made_a_minute_before_firing(api, worker, primar
     override_create(schedule=primary, person=anna, start=now - timedelta(minutes=1), end=now + timedelta(hours=2))
     escalation = escalation_fire(roster=make_schedule_roster(primary), message="API 500s", fired_by_name="e2e")
     assert [p["name"] for p in escalation.plan["people"]] == ["Anna"]
-    escalation = run_until_done(escalation, worker)
+    escalation = run_until_done(escalation, api, worker)
     assert pages(escalation) == [("Anna", "acknowledged")]
 
 
@@ -59,7 +59,7 @@ def test_it_ignores_an_override_made_after_firing(api, worker, primary):
     escalation = escalation_fire(roster=make_schedule_roster(primary), message="Disk full", fired_by_name="e2e")
     override_create(schedule=primary, person=anna, start=timezone.now() - timedelta(minutes=5),
                     end=timezone.now() + timedelta(hours=2))
-    escalation = run_until_done(escalation, worker)
+    escalation = run_until_done(escalation, api, worker)
     assert pages(escalation) == [("Michael", "acknowledged")]
     assert not any(m["to"] == "447700900005" for m in api.messages())
 

@@ -32,6 +32,7 @@ from escalation.models import (
     Escalation,
     EscalationState,
     Event,
+    HandoffNotice,
     Integration,
     Message,
     Override,
@@ -94,6 +95,9 @@ def objects() -> dict[str, object]:
                                                     body={"status": "read"}),
         "channeltest": ChannelTest.objects.create(person=person, channel_type="sms", to_address="447700900001",
                                                   created_at=T0, updated_at=T0),
+        "handoffnotice": HandoffNotice.objects.create(schedule=schedule, person=person, shift_start=T0, due_at=T0,
+                                                      channel_type="messenger", to_address="23037543461244470",
+                                                      created_at=T0),
     }
 
 

@@ -11,18 +11,31 @@ from datetime import timedelta
 import jwt
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from escalation.engine import intake
 from escalation.engine.apply import replay_unmatched_dispatch
 from escalation.engine.intake import webhook_apply
-from escalation.models import ChannelTest, Escalation, Event, Message, Page, Person, WebhookEvent
+from escalation.models import (
+    ChannelTest,
+    Escalation,
+    Event,
+    HandoffNotice,
+    Message,
+    NoticeState,
+    Page,
+    Person,
+    WebhookEvent,
+)
 from escalation.services.escalations import escalation_cancel, escalation_fire
 from escalation.services.webhooks import WebhookRefused, webhook_receive
 from tests.applying import apply_stored_webhooks
 from tests.conftest import TEST_SIGNATURE_SECRET
 from tests.personas import MICHAEL, TONY, make_person, make_roster
+from tests.schedule_personas import make_schedule
 from tests.signing import vonage_claims, vonage_signature
 
 pytestmark = pytest.mark.django_db
@@ -363,6 +376,69 @@ def test_a_failed_test_message_keeps_its_error(client):
     test.refresh_from_db()
     assert test.status == "rejected"
     assert test.error.startswith("Invalid sender: The `from` parameter is invalid")
+
+
+# --- Hand-off notices ---
+
+def make_notice(**fields) -> HandoffNotice:
+    person = make_person("Zoe", [("sms", "447700900077", 60, "delivered")])
+    return HandoffNotice.objects.create(
+        schedule=make_schedule("Primary", [person]), person=person, shift_start=T0 + timedelta(minutes=15),
+        due_at=T0, state=NoticeState.SENT, channel_type="sms", to_address="447700900077",
+        message_uuid=uuid.uuid4(), created_at=T0, settled_at=T0, **fields)
+
+
+def test_a_status_of_a_hand_off_notice_is_recorded_on_it_with_its_time():
+    notice = make_notice()
+    webhook_receive(kind_hint="status", raw_body=json.dumps(
+        {**unknown_status("delivered"), "client_ref": notice.client_ref,
+         "timestamp": f"{T0 + timedelta(seconds=3):%Y-%m-%dT%H:%M:%SZ}"}).encode(),
+        authorization=None, now=T0 + timedelta(seconds=4))
+    apply_stored_webhooks(now=T0 + timedelta(minutes=1))
+    notice.refresh_from_db()
+    assert (notice.status, notice.status_at) == ("delivered", T0 + timedelta(seconds=3))
+    event = WebhookEvent.objects.get()
+    assert (event.result, event.escalation, event.message) == (f"hand-off notice #{notice.pk}: delivered", None, None)
+    assert not Event.objects.exists()
+
+
+def test_a_hand_off_notice_is_matched_by_uuid_and_a_late_delivered_changes_nothing(client):
+    notice = make_notice()
+    for status in ("read", "delivered"):
+        body = {**unknown_status(status), "message_uuid": str(notice.message_uuid)}
+        assert post(client, STATUS_URL, body).status_code == 204
+    notice.refresh_from_db()
+    assert notice.status == "read"
+    assert WebhookEvent.objects.get(dedup_key__endswith=":delivered").result == (
+        f"hand-off notice #{notice.pk}: delivered ignored, already read")
+
+
+def test_an_undeliverable_hand_off_notice_keeps_vonages_reason(client):
+    notice = make_notice()
+    post(client, STATUS_URL, {**unknown_status("undeliverable"), "client_ref": notice.client_ref,
+                              "error": {"type": "https://developer.vonage.com/api-errors/messages#1300",
+                                        "title": "Not part of the provider network"}})
+    notice.refresh_from_db()
+    assert notice.status == "undeliverable"
+    assert notice.status_error.startswith("Not part of the provider network")
+
+
+def test_a_batch_looks_for_notices_once_and_only_for_what_matched_no_message(escalation):
+    def queries_applying(bodies: list[dict]) -> list[str]:
+        for body in bodies:
+            webhook_receive(kind_hint="status", raw_body=json.dumps(body).encode(), authorization=None, now=T0)
+        with CaptureQueriesContext(connection) as captured:
+            apply_stored_webhooks(now=T0)
+        return [q["sql"] for q in captured.captured_queries]
+
+    few = queries_applying([unknown_status() for _ in range(3)])
+    many = queries_applying([unknown_status() for _ in range(30)])
+    assert len(few) == len(many)
+    assert sum(HandoffNotice._meta.db_table in sql for sql in many) == 1
+    message = sent(paged(escalation, 1), 1)  # Michael's WhatsApp: delivered meets no condition of his
+    known = queries_applying([v1_status(message, "delivered")])
+    assert not any(HandoffNotice._meta.db_table in sql for sql in known)
+    assert not WebhookEvent.objects.filter(applied_at=None).exists()
 
 
 # --- Re-applying a stored event ---

@@ -1,5 +1,5 @@
 """Admin for schedules: layers and their participants, overrides, the 14-day picture, covering a shift in two
-clicks, and the secret iCal feed URLs (rotated like integrations' tokens)."""
+clicks, the secret iCal feed URLs (rotated like integrations' tokens), and the hand-off notices sent."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,7 +18,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from escalation.admin.people import REORDER_CSS, REORDER_JS
-from escalation.models import Layer, LayerParticipant, Override, Person, Schedule
+from escalation.admin.read_only import ReadOnlyMixin
+from escalation.models import HandoffNotice, Layer, LayerParticipant, Override, Person, Schedule
 from escalation.models.schedules import WEEKDAY_NAMES, parse_weekdays
 from escalation.schedules.shifts import local_to_instant
 from escalation.services.handoff_notices import ScheduleNotices, schedule_handoff_notices
@@ -90,14 +91,19 @@ def _local_input(value: str, tz: ZoneInfo) -> str:
 
 
 def notices_html(notices: ScheduleNotices, tz: ZoneInfo) -> str:
-    """The next notices (who, when due, for which shift) and the last ones (with what became of them)."""
+    """The next notices (who, when due, for which shift) and the last ones (with what became of them, and
+    the latest delivery status Vonage reported)."""
     def when(moment: datetime) -> str:
         return f"{moment.astimezone(tz):%a %d %b %H:%M}"
 
     coming = format_html_join("", "<li>{} at {}: {}'s shift from {}</li>", (
         ("due", when(n.due_at), n.person_name, when(n.shift_start)) for n in notices.coming))
-    last = format_html_join("", "<li>{} at {}: {}, {}</li>", (
-        (n.get_state_display(), when(n.settled_at or n.due_at), n.person.name, n.outcome) for n in notices.last))
+    def delivery(notice: HandoffNotice) -> str:
+        return f"; {notice.status} at {when(notice.status_at)}" if notice.status_at else ""
+
+    last = format_html_join("", "<li>{} at {}: {}, {}{}</li>", (
+        (n.get_state_display(), when(n.settled_at or n.due_at), n.person.name, n.outcome, delivery(n))
+        for n in notices.last))
     return format_html('<p>Next:</p><ul class="handoff-notices">{}</ul><p>Last:</p><ul class="handoff-notices">{}</ul>',
                        coming or "none in the next 60 days", last or "none yet")
 
@@ -274,3 +280,19 @@ class OverrideAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by_name = request.user.get_username()
         super().save_model(request, obj, form, change)
+
+
+@admin.register(HandoffNotice)
+class HandoffNoticeAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Each notice as the worker settled it, and what Vonage's status webhooks said of it since: whether the
+    person got (or read) their notice."""
+
+    list_display = ("due_at", "schedule", "person", "shift_start", "state", "status", "status_at", "to_address")
+    list_filter = ("state", "status", "schedule")
+    list_select_related = ["schedule", "person"]
+    search_fields = ("person__name", "schedule__name", "to_address")
+    show_full_result_count = False
+    fields = ("schedule", "person", "shift_start", "shift_end", "due_at", "state", "outcome", "settled_at",
+              "attempts", "channel_type", "to_address", "text", "status", "status_at", "status_error",
+              "message_uuid", "client_ref")
+    readonly_fields = fields

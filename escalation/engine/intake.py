@@ -21,7 +21,8 @@ from escalation.engine.apply import (
     apply_status,
     apply_statuses,
 )
-from escalation.models import STATUS_RANK, ChannelTest, Page, WebhookEvent, WebhookKind
+from escalation.engine.event_time import event_time
+from escalation.models import STATUS_RANK, ChannelTest, HandoffNotice, Page, WebhookEvent, WebhookKind
 from escalation.vonage.payloads import FinalReport, InboundReply, StatusUpdate
 from escalation.vonage.webhooks import PayloadError, Webhook, parse_webhook
 
@@ -104,11 +105,11 @@ def _apply_batch(event_ids: list[int], *, now: datetime) -> tuple[list[int], int
 
 
 def _unknown(items: list[tuple[WebhookEvent, StatusUpdate | FinalReport]], *, now: datetime) -> list[WebhookEvent]:
-    """Those of `items` that match nothing we sent, recorded as such, found with two queries for them all.
+    """Those of `items` that match nothing we sent, recorded as such, found with three queries for them all.
 
     A storm of events about messages and workflows that are not ours (or no longer exist) then costs the
-    worker next to nothing; the rest (a final report, a channel test's status) is left for `webhook_apply`,
-    one by one.
+    worker next to nothing; the rest (a final report, a channel test's or a hand-off notice's status) is
+    left for `webhook_apply`, one by one.
     """
     if not items:
         return []
@@ -117,15 +118,18 @@ def _unknown(items: list[tuple[WebhookEvent, StatusUpdate | FinalReport]], *, no
                        .values_list("dispatch_uuid", flat=True)} if workflows else set()
     uuids = {w.message_uuid for _, w in items if isinstance(w, StatusUpdate) and w.message_uuid}
     refs = {w.client_ref for _, w in items if isinstance(w, StatusUpdate) and w.client_ref}
-    tests = ChannelTest.objects.filter(Q(message_uuid__in=uuids) | Q(client_ref__in=refs)).order_by()
-    test_keys = {str(key) for pair in tests.values_list("message_uuid", "client_ref") for key in pair if key}
+    # The keys of channel tests' and hand-off notices' messages: one query each.
+    ours = Q(message_uuid__in=uuids) | Q(client_ref__in=refs)
+    other_keys = {str(key) for model in (ChannelTest, HandoffNotice)
+                  for pair in model.objects.filter(ours).order_by().values_list("message_uuid", "client_ref")
+                  for key in pair if key}
     unknown = []
     for event, webhook in items:
         if webhook.dispatch_uuid in known_workflows:
             continue
         if isinstance(webhook, FinalReport):
             unknown.append(_applied(event, Applied(UNKNOWN_WORKFLOW), now=now))
-        elif webhook.message_uuid not in test_keys and webhook.client_ref not in test_keys:
+        elif webhook.message_uuid not in other_keys and webhook.client_ref not in other_keys:
             unknown.append(_applied(event, Applied(UNKNOWN_MESSAGE), now=now))
     return unknown
 
@@ -199,8 +203,10 @@ def _apply(webhook: Webhook, *, now: datetime, received_at: datetime) -> Applied
     if isinstance(webhook, StatusUpdate):
         applied = apply_status(webhook, now=now, received_at=received_at)
         if applied.result == UNKNOWN_MESSAGE:
-            # Not an escalation's message: maybe a channel test's (rare, so looked for only now).
-            result = _apply_to_channel_test(webhook, now=now)
+            # Not an escalation's message: maybe a channel test's or a hand-off notice's (rare, so looked for
+            # only now).
+            result = (_apply_to_channel_test(webhook, now=now)
+                      or _apply_to_handoff_notice(webhook, received_at=received_at))
             if result is not None:
                 return Applied(result=result, escalation_id=None, message_id=None)
         return applied
@@ -227,3 +233,23 @@ def _apply_to_channel_test(update: StatusUpdate, *, now: datetime) -> str | None
     if moved:
         return f"channel test #{test.pk}: {update.status}"
     return f"channel test #{test.pk}: {update.status} ignored, already {test.status}"
+
+
+
+def _apply_to_handoff_notice(update: StatusUpdate, *, received_at: datetime) -> str | None:
+    """Move a hand-off notice's delivery status up the same ladder as a Message's, with when it happened;
+    None if it is not a notice's message."""
+    match = Q(message_uuid=update.message_uuid)
+    if update.client_ref:
+        match |= Q(client_ref=update.client_ref)
+    notice = HandoffNotice.objects.filter(match).order_by("pk").first()
+    if notice is None:
+        return None
+    rank = STATUS_RANK[update.status]
+    # A status may beat the send's outcome record (settled_at): the notice was not sent before it was due.
+    at = event_time(update.timestamp, received_at=received_at, not_before=notice.settled_at or notice.due_at)
+    moved = HandoffNotice.objects.filter(pk=notice.pk, status_rank__lt=rank).update(
+        status=update.status, status_rank=rank, status_at=at, status_error=update.error[:500])
+    if moved:
+        return f"hand-off notice #{notice.pk}: {update.status}"
+    return f"hand-off notice #{notice.pk}: {update.status} ignored, already {notice.status}"

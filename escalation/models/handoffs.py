@@ -5,7 +5,7 @@ whichever worker claims it (escalation/engine/handoff.py)."""
 from django.db import models
 from django.db.models import Q
 
-from escalation.models.runs import new_client_ref
+from escalation.models.runs import MessageStatus, new_client_ref
 
 
 class NoticeState(models.TextChoices):
@@ -32,6 +32,12 @@ class HandoffNotice(models.Model):
     client_ref = models.CharField(max_length=100, unique=True, default=new_client_ref)
     message_uuid = models.UUIDField(null=True, blank=True)
     outcome = models.CharField(max_length=500, blank=True)
+    # What Vonage's status webhooks said of the sent notice: the same vocabulary and ladder as Message.status
+    # (STATUS_RANK), so it only moves up; empty until the first status arrives.
+    status = models.CharField("delivery", max_length=14, choices=MessageStatus.choices, blank=True)
+    status_rank = models.PositiveSmallIntegerField(default=0)
+    status_at = models.DateTimeField("delivery status at", null=True, blank=True)
+    status_error = models.CharField("delivery error", max_length=500, blank=True)
     created_at = models.DateTimeField()
     settled_at = models.DateTimeField(null=True, blank=True)
 
@@ -44,6 +50,9 @@ class HandoffNotice(models.Model):
         indexes = [
             models.Index(fields=["next_attempt_at"], condition=Q(state=NoticeState.PENDING), name="handoff_notice_due"),
             models.Index(fields=["schedule", "due_at"], name="handoff_notice_schedule_due"),
+            # A status webhook is matched by message_uuid or client_ref (unique), in every batch of the
+            # worker's with a status that is no escalation's.
+            models.Index(fields=["message_uuid"], name="handoff_notice_message"),
         ]
 
     def __str__(self) -> str:
