@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from bench.common import (
@@ -53,10 +53,16 @@ def prepare(count: int, spread: float = SPREAD_SECONDS) -> None:
         Page(escalation_id=pk, round=1, index=0, person_name="Bench person 1", started_at=now - timedelta(seconds=1200),
              deadline=deadlines[pk], dispatch_uuid=uuid.uuid4(), dispatch_requested_at=now - timedelta(seconds=1200),
              send_attempts=1) for pk in ids], batch_size=5000)
-    # One UPDATE per escalation would take longer than the minute measured; a VALUES join sets every timer.
-    with connection.cursor() as cursor:
+    # The rows took a while to write (seconds on a slow machine, more than the lead): the deadlines move so
+    # that the first is still LEAD_SECONDS ahead when the timers are armed, or the first seconds' timers
+    # would be late before the worker could see them, and measured as the engine's lateness.
+    # One UPDATE per escalation would take longer than the minute measured; a join sets every timer.
+    with transaction.atomic(), connection.cursor() as cursor:
+        shift = timezone.now() + timedelta(seconds=LEAD_SECONDS) - first
         for start in range(0, len(ids), 5000):
             chunk = ids[start:start + 5000]
+            cursor.execute("UPDATE escalation_page SET deadline = deadline + %s WHERE escalation_id = ANY(%s)",
+                           [shift, chunk])
             cursor.execute(
                 "UPDATE escalation_escalation e SET next_action_at = p.deadline, current_round = 1, current_index = 0 "
                 "FROM escalation_page p WHERE p.escalation_id = e.id AND e.id = ANY(%s)", [chunk])

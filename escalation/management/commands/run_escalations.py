@@ -1,4 +1,5 @@
 import argparse
+import gc
 import logging
 import signal
 import threading
@@ -43,4 +44,7 @@ class Command(DatabaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         log.info("escalation worker started")
+        # Long-lived objects (Django, the apps, the models) out of the collector's sight, as in oncall/wsgi.py:
+        # its full collections would otherwise walk them all in the middle of a pass.
+        gc.freeze()
         run_forever(stop, threads=threads)
