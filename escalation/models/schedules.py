@@ -144,7 +144,10 @@ class Override(models.Model):
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="override_ends_after_start"),
             models.CheckConstraint(condition=Q(mode__in=OverrideMode.values), name="override_mode_known"),
         ]
-        indexes = [models.Index(fields=["schedule", "end"], name="override_schedule_end")]
+        # Reads ask for overrides overlapping a window (end > A and start < B); the database takes the narrower
+        # index: past overrides pile up behind `end`, those planned far ahead lie beyond `start`.
+        indexes = [models.Index(fields=["schedule", "end"], name="override_schedule_end"),
+                   models.Index(fields=["schedule", "start"], name="override_schedule_start")]
 
     def __str__(self) -> str:
         return f"{self.person} covers {self.schedule}"
