@@ -6,6 +6,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from emulator import schemas
 from emulator.auth import load_verification_key
 from emulator.engine import Engine
 from emulator.scheduler import Scheduler
@@ -40,6 +41,7 @@ RUNTIME_SETTINGS = ("webhook_base", "signature_secret", "time_scale", "applicati
 class Emulator:
     def __init__(self, config: EmulatorConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config = config
+        schemas.warm()
         # Parsed once: PyJWT would parse the PEM again on every request.
         self.verification_key = load_verification_key(config.public_key)
         self.generation = 0  # bumped by reset(); events made before a reset are dropped

@@ -71,9 +71,24 @@ def _inline_refs(node: object, document: dict) -> object:
 
 
 @functools.cache
+def _spec(name: str) -> dict:
+    return yaml.safe_load((SPEC_DIR / name).read_text())
+
+
+def warm() -> None:
+    """Parse the spec files and build every validator now, before the first request: parsed on first use, a
+    burst of first requests (two workers starting at once) each waited seconds on a slow machine, past the
+    app's read timeout, and a workflow accepted that late was sent again as a provider fault's retry."""
+    for kind in ("dispatch", "failover", "v1"):
+        _validator(kind)
+    for name in V01_MESSAGE_SCHEMAS.values():
+        _v01_message_validator(name)
+
+
+@functools.cache
 def create_workflow_schema() -> dict:
     """dispatch.yml's `createWorkflow`, refs resolved, with the README's oneOf -> anyOf fix for items."""
-    document = yaml.safe_load((SPEC_DIR / "dispatch.yml").read_text())
+    document = _spec("dispatch.yml")
     schema = _inline_refs(document["components"]["schemas"]["createWorkflow"], document)
     items = schema["properties"]["workflow"]["items"]
     # Both alternatives match any item (failover is optional, extra fields are allowed), so a literal
@@ -94,7 +109,7 @@ V01_MESSAGE_SCHEMAS = {
 
 @functools.cache
 def _v01_message_validator(name: str) -> Draft4Validator:
-    document = yaml.safe_load((SPEC_DIR / "messages-v0.1.yml").read_text())
+    document = _spec("messages-v0.1.yml")
     schema = _inline_refs(document["components"]["schemas"][name], document)
     if name == "templateMessageWhatsApp":
         # The two spec copies disagree on template parameters: messages-v0.1.yml has plain strings, dispatch.yml
