@@ -32,7 +32,9 @@ from the same clock.
    anywhere in the worker's cycle), one worker. From the fire's commit (an `on_commit` hook) to the
    emulator's record of the Dispatch request.
 3. **Deadline lateness.** 10,000 escalations written as the engine leaves them after paging person 1 by
-   Dispatch (workflow accepted, nobody reached), with person 1's deadlines evenly spread over 60 s. At each
+   Dispatch (workflow accepted, nobody reached), with person 1's deadlines evenly spread over 60 s from 5 s
+   after the timers are armed (writing the rows takes longer than that on a slow machine; deadlines counted
+   from before the writing made the first seconds' timers late before any worker could see them). At each
    deadline the worker must pass person 1 over and page person 2; lateness = person 2's page start minus
    person 1's deadline. Webhooks are off here (benchmark 1 measures their cost). The run is cut off 30 s
    after the last deadline; an escalation not acted on by then counts as late as the cut-off (a lower bound).
@@ -74,10 +76,14 @@ a local server, side by side), so the seam now uses urllib3 directly; the outcom
 written SQL, and skipped); the windows and the early-webhook look are read once per pass, not per group of
 eight; the escalation list builds its rows itself (Django's `items_for_result` was half of the list's CPU). In
 the 10,000-timer run a pass advanced one or two escalations, so a step paid a whole pass's fixed statements:
-the idle worker now waits at least 50 ms, and timers falling due together share a pass. What limits the first
+the idle worker now waits at least 50 ms, and timers falling due together share a pass. Third round (issue 18,
+on a machine whose bare view serves 610-640/s): the events a pass writes go out as plain rows in one INSERT of
+our own instead of model instances through `bulk_create` (whose field preparation and client-side quoting of
+each value were 11% of a busy worker's samples): 2.50 -> 2.36 ms per step in-process. What limits the first
 page: its two webhooks through the view alone cost about 2.5 bare requests (each is a Django request plus the
-signature, of which PyJWT's check of the base64url alphabet, a Python loop per character, is a fifth), so the
-budget of 3 would leave nothing for the send and the applying."""
+signature and the parse; PyJWT's decode is 0.13 ms of the view's 1.9 ms here), so the target of 3 would leave
+nothing for the send and the applying. The guard (3.5 and 10 bare requests) is today's figures with room for
+the noise between runs: over it, `make bench` fails."""
 
 
 def render(results: list[Result], *, table: str, calibration: dict, machine: str, date: str, elapsed: float) -> str:
@@ -213,21 +219,23 @@ peak of the busiest moments (the burst, 10,000 timers) is what is shown.
 100 events (read as rows, not model instances) with a link to a paginated list of all of them, and at most 200
 marks on the picture; it no longer counts the whole history (it was p50 153 ms before). The list pages through
 an index on `(created_at, id)`, and its filters (state, date, roster, person) cost no query over the
-escalations. Both pages are CPU in Django's templates (the list: 50 rows of admin cells). Their p99 is this
-shared machine's variance rather than their work: profiled one by one, a slow request makes the same function
-calls as a median one (106,879 against 106,882) and each simply takes about twice as long.
+escalations. Both pages are CPU in Django's templates (the list: 50 rows of admin cells). Their p99 was the
+garbage collector: a full collection walked every long-lived object of the process (Django, the apps, the
+bench), tens of milliseconds on a slow machine. The web and worker processes now freeze what start-up loaded
+out of its sight (`gc.freeze()` in `oncall/wsgi.py` and `run_escalations`), and the benchmark does the same
+after its warm-up: on a machine whose bare view serves 610/s the list's p99 fell from 120 to 76 ms.
 """)
     if 7 in by_number:
         d = by_number[7][0].details
         step, page = d["step"], d["first_page"]
         parts.append(f"""\
-**7. CPU budget.** `python -m bench.cpu_budget` (row 7, and a failed `make bench` when over budget) measures in
+**7. CPU budget.** `python -m bench.cpu_budget` (row 7, and a failed `make bench` when over its guard) measures in
 one process, against the emulator in another: the bare view through Django's test client
 ({d['bare']['web_ms']:.2f} ms of this process + {d['bare']['postgres_ms']:.2f} ms of its PostgreSQL backends per
 request, before and after the rest); one engine step in a busy pass, {step['worker_ms']:.2f} ms of worker CPU =
-{d['step_multiple']:.1f} bare requests (budget 2); one first page by the Messages API with its two status webhooks
+{d['step_multiple']:.1f} bare requests (target 2); one first page by the Messages API with its two status webhooks
 through the webhook view and their applying, {page['total_ms']:.2f} ms of the app's CPU including PostgreSQL =
-{d['page_multiple']:.1f} bare requests (budget 3; send {page['parts']['send']['process_ms']:.2f}, intake
+{d['page_multiple']:.1f} bare requests (target 3; send {page['parts']['send']['process_ms']:.2f}, intake
 {page['parts']['intake']['process_ms']:.2f}, apply {page['parts']['apply']['process_ms']:.2f} ms, each plus its
 PostgreSQL share). {PROFILES}
 """)
