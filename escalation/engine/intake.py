@@ -7,10 +7,11 @@ The statuses of known messages are applied together (`webhooks_apply`); what the
 """
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import Model, Q, QuerySet
 
 from escalation.engine.apply import (
     UNKNOWN_MESSAGE,
@@ -216,40 +217,34 @@ def _apply(webhook: Webhook, *, now: datetime, received_at: datetime) -> Applied
     return apply_inbound(webhook, now=now, received_at=received_at)
 
 
-
-def _apply_to_channel_test(update: StatusUpdate, *, now: datetime) -> str | None:
-    """Move a test message's status up the same ladder as a Message's; None if it is not a test message."""
+def _move_up(rows: QuerySet, what: str, update: StatusUpdate, fields: Callable[[Model], dict]) -> str | None:
+    """Move the status of the row of `rows` that sent the update's message up the same ladder as a Message's,
+    writing `fields(row)` beside it; None if none of `rows` sent it."""
     match = Q(message_uuid=update.message_uuid)
     if update.client_ref:
         match |= Q(client_ref=update.client_ref)
-    test = ChannelTest.objects.filter(match).first()
-    if test is None:
+    row = rows.filter(match).first()
+    if row is None:
         return None
     rank = STATUS_RANK[update.status]
     # Compare-and-set on the rank: a late `delivered` never replaces `read`, whatever order they arrive in.
-    moved = ChannelTest.objects.filter(pk=test.pk, status_rank__lt=rank).update(
-        status=update.status, status_rank=rank, error=update.error, updated_at=now
-    )
+    moved = rows.model.objects.filter(pk=row.pk, status_rank__lt=rank).update(
+        status=update.status, status_rank=rank, **fields(row))
     if moved:
-        return f"channel test #{test.pk}: {update.status}"
-    return f"channel test #{test.pk}: {update.status} ignored, already {test.status}"
+        return f"{what} #{row.pk}: {update.status}"
+    return f"{what} #{row.pk}: {update.status} ignored, already {row.status}"
 
+
+def _apply_to_channel_test(update: StatusUpdate, *, now: datetime) -> str | None:
+    """A test message's status; None if it is not a test message."""
+    return _move_up(ChannelTest.objects.all(), "channel test", update,
+                    lambda test: {"error": update.error, "updated_at": now})
 
 
 def _apply_to_handoff_notice(update: StatusUpdate, *, received_at: datetime) -> str | None:
-    """Move a hand-off notice's delivery status up the same ladder as a Message's, with when it happened;
-    None if it is not a notice's message."""
-    match = Q(message_uuid=update.message_uuid)
-    if update.client_ref:
-        match |= Q(client_ref=update.client_ref)
-    notice = HandoffNotice.objects.filter(match).order_by("pk").first()
-    if notice is None:
-        return None
-    rank = STATUS_RANK[update.status]
+    """A hand-off notice's delivery status, with when it happened; None if it is not a notice's message."""
     # A status may beat the send's outcome record (settled_at): the notice was not sent before it was due.
-    at = event_time(update.timestamp, received_at=received_at, not_before=notice.settled_at or notice.due_at)
-    moved = HandoffNotice.objects.filter(pk=notice.pk, status_rank__lt=rank).update(
-        status=update.status, status_rank=rank, status_at=at, status_error=update.error[:500])
-    if moved:
-        return f"hand-off notice #{notice.pk}: {update.status}"
-    return f"hand-off notice #{notice.pk}: {update.status} ignored, already {notice.status}"
+    return _move_up(HandoffNotice.objects.order_by("pk"), "hand-off notice", update, lambda notice: {
+        "status_at": event_time(update.timestamp, received_at=received_at,
+                                not_before=notice.settled_at or notice.due_at),
+        "status_error": update.error[:500]})
