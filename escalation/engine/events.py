@@ -17,10 +17,8 @@ def record_event(
     at: datetime,
     page: Page | None = None,
     message: Message | None = None,
-) -> Event:
-    escalation_id = escalation if isinstance(escalation, int) else escalation.pk
-    return Event.objects.create(escalation_id=escalation_id, kind=kind, text=text[:500], at=at, page=page,
-                                message=message)
+) -> None:
+    save_events([new_event(escalation, kind, text, at=at, page=page, message=message)])
 
 
 class NewEvent(NamedTuple):
