@@ -36,7 +36,7 @@ from escalation.engine.windows import open_windows
 from escalation.models import Channel, Escalation, EscalationState, HandoffNotice, NoticeState, Schedule, Sender
 from escalation.models.channels import WINDOWED_CHANNELS
 from escalation.schedules.handoffs import Handoff, handoffs, notice_text
-from escalation.schedules.load import LoadedSchedule, load_overrides, load_rules
+from escalation.schedules.load import SCHEDULE_FIELDS, LoadedSchedule, load_overrides, load_rules
 from escalation.schedules.shifts import shifts_between
 from escalation.vonage import VonageError
 from escalation.vonage.forms import FREE_TEXT
@@ -78,7 +78,7 @@ def plan_handoff_notices(now: datetime) -> int:
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             stale = stale.select_for_update(skip_locked=True)
-        mine = list(stale.order_by("pk").only("pk", "name", "time_zone", "handoff_notice_minutes"))
+        mine = list(stale.order_by("pk").only(*SCHEDULE_FIELDS, "handoff_notice_minutes"))
         Schedule.objects.filter(pk__in=[s.pk for s in mine]).update(handoff_planned_at=now)
     if not mine:
         return 0

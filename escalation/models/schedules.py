@@ -23,6 +23,12 @@ def new_feed_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_rules_version() -> int:
+    # Random, not counted: a test database rolled back hands the same schedule id out again, and a process's
+    # cache of loaded rules must not take the new schedule for the old one.
+    return secrets.randbits(62)
+
+
 def validate_time_zone(name: str) -> None:
     if name not in available_timezones():
         raise ValidationError(f"{name!r} is not an IANA time zone name, e.g. Europe/London.")
@@ -62,6 +68,10 @@ class Schedule(models.Model):
                   "takes a free-form message then. Empty: no notices.")
     # When a worker last created this schedule's coming notices (escalation/engine/handoff.py).
     handoff_planned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Changed by the database itself (triggers, migration 0016) in the same transaction as any change to the
+    # schedule's layers, their participants, or those people's names and active flags: the key under which
+    # each process caches the rules it loaded (escalation/schedules/load.py).
+    rules_version = models.BigIntegerField(default=new_rules_version, editable=False)
 
     class Meta:
         ordering = ["name"]

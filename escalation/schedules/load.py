@@ -1,15 +1,20 @@
 """Schedules' rows turned into the pure rules of `shifts`, a batch of schedules in a fixed number of queries.
 
 Rows are read as plain values, never model instances: a fire resolving ten busy schedules would otherwise
-spend most of its time building hundreds of them. Each read brings the names and active flags of the people
-it names (joined), so nobody needs a third query for them. The two reads are apart because the fire plan
-reads overrides for a day ahead first and wider only where a shift runs past that; the picture and the
+spend most of its time building hundreds of them. The overrides are read apart from the layers because the
+fire plan reads them for a day ahead first and wider only where a shift runs past that; the picture and the
 feeds read everything for their window.
 
-The two reads are written in SQL (portable: PostgreSQL and SQLite), built once from the models' own table
-and column names: every fire makes them, and Django's building of these joined, ordered queries cost more
-CPU than reading and using their rows (1.3 ms a query on the slow machine, issue 16's benchmark S1).
-tests/test_schedule_on_call.py checks them against the ORM's answer.
+Each process keeps the layers it read (with their participants' names and active flags) under the
+schedule's `rules_version`, which the database changes in the same transaction as any of those rows
+(migration 0016's triggers). A schedule row read with the version a process holds means the rows are
+unchanged, so an unchanged schedule costs only its overrides' query: every fire asks about the same few
+schedules, and reading their layers again was most of what resolving them cost (issue 16's benchmark S1).
+What is read for a version is read in the same statement as the version itself.
+
+The reads are written in SQL (portable: PostgreSQL and SQLite), built once from the models' own table and
+column names: Django's building of these joined, ordered queries cost more CPU than reading and using their
+rows. tests/test_schedule_on_call.py checks them against the ORM's answer.
 """
 
 from collections.abc import Iterable
@@ -42,6 +47,12 @@ class OverrideRow:
     @property
     def mode_label(self) -> str:
         return str(OverrideMode(self.mode).label)
+
+
+# What load_rules needs of a schedule row; a deferred `rules_version` would cost a query per schedule.
+SCHEDULE_FIELDS = ("pk", "name", "time_zone", "rules_version")
+# Schedules whose layers a process keeps; past this many the cache starts again (a few KB each).
+CACHED_SCHEDULES = 2048
 
 
 @dataclass
@@ -91,15 +102,18 @@ def _columns(alias: str, model: type[Model], names: Iterable[str]) -> str:
 
 @cache
 def _rules_sql(vendor: str) -> str:
-    """Layers with their participants (and their names), a row per participant, in priority and list order.
-    `{ids}` is the schedule ids' placeholders."""
+    """Each schedule's rules version, layers and participants (with their names), a row per participant (or
+    per layer or schedule without any), in priority and list order. `{ids}` is the schedule ids' placeholders."""
     quote = connection.ops.quote_name
-    layer, participant, person = (quote(m._meta.db_table) for m in (Layer, LayerParticipant, Person))
-    return (f"SELECT {_columns('l', Layer, ('id', 'schedule', 'position', 'name', *ROTATION_FIELDS))}, "
+    schedule, layer, participant, person = (quote(m._meta.db_table) for m in (Schedule, Layer, LayerParticipant,
+                                                                               Person))
+    return (f"SELECT {_columns('s', Schedule, ('id', 'rules_version'))}, "
+            f"{_columns('l', Layer, ('id', 'position', 'name', *ROTATION_FIELDS))}, "
             f"{_columns('p', LayerParticipant, ('person',))}, {_columns('pe', Person, ('name', 'is_active'))} "
-            f"FROM {layer} l LEFT JOIN {participant} p ON p.{quote('layer_id')} = l.{quote('id')} "
+            f"FROM {schedule} s LEFT JOIN {layer} l ON l.{quote('schedule_id')} = s.{quote('id')} "
+            f"LEFT JOIN {participant} p ON p.{quote('layer_id')} = l.{quote('id')} "
             f"LEFT JOIN {person} pe ON pe.{quote('id')} = p.{quote('person_id')} "
-            f"WHERE l.{quote('schedule_id')} IN ({{ids}}) "
+            f"WHERE s.{quote('id')} IN ({{ids}}) "
             f"ORDER BY {_columns('l', Layer, ('position', 'id'))}, "
             f"{_columns('p', LayerParticipant, ('position', 'id'))}")
 
@@ -127,28 +141,64 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def load_rules(schedules: Iterable[Schedule]) -> dict[int, LoadedSchedule]:
-    """The schedules' layers and participants (with their names), no overrides yet: one query (a layer per
-    participant, joined)."""
-    loaded = {s.pk: LoadedSchedule(s, shifts.Rules(s.time_zone)) for s in schedules}
-    if not loaded:
-        return loaded
+@dataclass(frozen=True)
+class _Layers:
+    """A schedule's layers as read under one rules version; shared between loads, so never changed."""
+
+    version: int
+    rotations: tuple[shifts.Rotation, ...] = ()
+    layer_names: tuple[str, ...] = ()
+    names: dict[int, str] = field(default_factory=dict)
+    inactive: frozenset[int] = frozenset()
+
+
+_layers_read: dict[int, _Layers] = {}  # schedule id -> its layers as last read by this process
+
+
+def _read_layers(schedule_ids: list[int]) -> dict[int, _Layers]:
+    """The schedules' layers and participants (with their names), with the version they were read under:
+    one query."""
+    versions: dict[int, int] = {}
     layers: dict[int, tuple[int, str, tuple, list[int]]] = {}
-    for row in _select(_rules_sql(connection.vendor), list(loaded), []):
-        pk, schedule_id, position, name = row[:4]
+    names: dict[int, dict[int, str]] = {pk: {} for pk in schedule_ids}
+    inactive: dict[int, set[int]] = {pk: set() for pk in schedule_ids}
+    for row in _select(_rules_sql(connection.vendor), schedule_ids, []):
+        schedule_id, version, pk, position, name = row[:5]
         person_id, person_name, active = row[-3:]
-        if pk not in layers:
-            layers[pk] = (schedule_id, layer_label(name, position), row[4:-3], [])
+        versions[schedule_id] = version
+        if pk is not None and pk not in layers:
+            layers[pk] = (schedule_id, layer_label(name, position), row[5:-3], [])
         if person_id is not None:
             layers[pk][3].append(person_id)
-            loaded[schedule_id].note_person(person_id, person_name, active)
-    rotations: dict[int, list[shifts.Rotation]] = {pk: [] for pk in loaded}
+            names[schedule_id][person_id] = person_name
+            if not active:
+                inactive[schedule_id].add(person_id)
+    rotations: dict[int, list[tuple[shifts.Rotation, str]]] = {pk: [] for pk in versions}
     for schedule_id, label, settings, participants in layers.values():
-        loaded[schedule_id].layer_names.append(label)
-        rotations[schedule_id].append(rotation(**dict(zip(ROTATION_FIELDS, settings, strict=True)),
-                                               participants=tuple(participants)))
-    for pk, entry in loaded.items():
-        entry.rules = shifts.Rules(entry.rules.zone, tuple(rotations[pk]))
+        rotations[schedule_id].append((rotation(**dict(zip(ROTATION_FIELDS, settings, strict=True)),
+                                                participants=tuple(participants)), label))
+    return {pk: _Layers(version, tuple(r for r, _ in rotations[pk]), tuple(label for _, label in rotations[pk]),
+                        names[pk], frozenset(inactive[pk]))
+            for pk, version in versions.items()}
+
+
+def load_rules(schedules: Iterable[Schedule]) -> dict[int, LoadedSchedule]:
+    """The schedules' layers and participants (with their names), no overrides yet: from this process's
+    cache where a schedule's `rules_version` is the one it was read under, else one query for the rest."""
+    schedules = list(schedules)
+    found = {s.pk: read for s in schedules if (read := _layers_read.get(s.pk)) and read.version == s.rules_version}
+    if missing := [s.pk for s in schedules if s.pk not in found]:
+        fresh = _read_layers(missing)
+        if len(_layers_read) + len(fresh) > CACHED_SCHEDULES:
+            _layers_read.clear()
+        _layers_read.update(fresh)
+        found.update(fresh)
+    empty = _Layers(version=0)  # a schedule deleted since its row was read
+    loaded = {}
+    for schedule in schedules:
+        read = found.get(schedule.pk, empty)
+        loaded[schedule.pk] = LoadedSchedule(schedule, shifts.Rules(schedule.time_zone, read.rotations),
+                                             list(read.layer_names), [], dict(read.names), set(read.inactive))
     return loaded
 
 
@@ -169,8 +219,8 @@ def load_overrides(loaded: Iterable[LoadedSchedule], *, start: datetime, end: da
 
 
 def load_schedules(schedule_ids: Iterable[int], *, start: datetime, end: datetime) -> dict[int, LoadedSchedule]:
-    """The schedules with their layers, the overrides overlapping [start, end) and everyone's names: three
-    queries in all."""
-    loaded = load_rules(Schedule.objects.filter(pk__in=list(schedule_ids)).only("pk", "name", "time_zone"))
+    """The schedules with their layers, the overrides overlapping [start, end) and everyone's names: two
+    queries, or three where the schedules' layers changed since this process last read them."""
+    loaded = load_rules(Schedule.objects.filter(pk__in=list(schedule_ids)).only(*SCHEDULE_FIELDS))
     load_overrides(loaded.values(), start=start, end=end)
     return loaded

@@ -10,7 +10,14 @@ from django.utils import timezone
 
 from escalation.models import Layer, LayerParticipant, Override, Person, RosterMember, Schedule
 from escalation.schedules import shifts
-from escalation.schedules.load import LoadedSchedule, load_overrides, load_rules, load_schedules, rotation_of
+from escalation.schedules.load import (
+    SCHEDULE_FIELDS,
+    LoadedSchedule,
+    load_overrides,
+    load_rules,
+    load_schedules,
+    rotation_of,
+)
 from escalation.schedules.picture import Picture, build_picture
 
 # How far ahead of the instant asked about overrides are read, widening only for the schedules whose shift
@@ -39,8 +46,8 @@ class OnCallNow:
 
 def _on_call(schedules: Iterable[Schedule], at: datetime) -> dict[int, tuple[LoadedSchedule, shifts.OnCall]]:
     """Who is on call in each schedule at `at` (people as ids), with what was read to say so: one query for
-    the rules, one for the overrides of the day ahead, and one per wider window only for the schedules whose
-    shift ends beyond the last one read."""
+    the overrides of the day ahead, one per wider window only for the schedules whose shift ends beyond the
+    last one read, and one for the layers of the schedules changed since this process last read them."""
     loaded = load_rules(schedules)
     found: dict[int, tuple[LoadedSchedule, shifts.OnCall]] = {}
     wanted = list(loaded.values())
@@ -68,7 +75,7 @@ def _on_call_now(loaded: LoadedSchedule, now: shifts.OnCall) -> OnCallNow:
 def schedules_on_call(schedule_ids: list[int], *, at: datetime | None = None) -> dict[int, OnCallNow]:
     """Who is on call in each schedule at `at` (default now), in a fixed number of queries."""
     at = at or timezone.now()
-    found = _on_call(Schedule.objects.filter(pk__in=schedule_ids).only("pk", "name", "time_zone"), at)
+    found = _on_call(Schedule.objects.filter(pk__in=schedule_ids).only(*SCHEDULE_FIELDS), at)
     return {pk: _on_call_now(entry, now) for pk, (entry, now) in found.items()}
 
 

@@ -1,0 +1,98 @@
+"""A schedule's rules version, changed by the database in the same transaction as anything its rules are
+read from: its layers, their participants, and those people's names and active flags.
+
+Triggers, not signals or code in each writer: a queryset's update(), a bulk create, a cascade, the admin's
+inlines, the config import and a hand-written SQL fix all change the rows, and a process that kept the old
+rules would page the wrong person. tests/test_schedule_rules_cache.py checks each kind of change on both
+databases, so a later migration that rebuilds one of these tables on SQLite (which drops its triggers)
+fails there.
+"""
+
+from django.db import migrations, models
+
+import escalation.models.schedules
+
+NEW_VERSION = {
+    "postgresql": "floor(random() * 4611686018427387904)::bigint",
+    "sqlite": "random()",
+}
+LAYER_SCHEDULES = "SELECT schedule_id FROM escalation_layer WHERE id IN ({layers})"
+PERSON_SCHEDULES = ("SELECT l.schedule_id FROM escalation_layer l JOIN escalation_layerparticipant p "
+                    "ON p.layer_id = l.id WHERE p.person_id = NEW.id")
+NAME_OR_ACTIVE_CHANGED = "OLD.name IS DISTINCT FROM NEW.name OR OLD.is_active IS DISTINCT FROM NEW.is_active"
+
+
+def _bump(vendor: str, schedules: str) -> str:
+    return f"UPDATE escalation_schedule SET rules_version = {NEW_VERSION[vendor]} WHERE id IN ({schedules});"
+
+
+def _postgresql() -> tuple[list[str], list[str]]:
+    # In a row trigger OLD is NULL on INSERT and NEW on DELETE, so `IN (OLD..., NEW...)` covers all three.
+    watched = {
+        "layer": ("INSERT OR UPDATE OR DELETE", "escalation_layer", "", "OLD.schedule_id, NEW.schedule_id"),
+        "participant": ("INSERT OR UPDATE OR DELETE", "escalation_layerparticipant", "",
+                        LAYER_SCHEDULES.format(layers="OLD.layer_id, NEW.layer_id")),
+        "person": ("UPDATE OF name, is_active", "escalation_person", f"WHEN ({NAME_OR_ACTIVE_CHANGED})",
+                   PERSON_SCHEDULES),
+    }
+    forward, backward = [], []
+    for name, (events, table, when, schedules) in watched.items():
+        function = f"escalation_rules_changed_by_{name}"
+        forward += [
+            f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN {_bump('postgresql', schedules)} RETURN NULL; END $$;",
+            f"CREATE TRIGGER {function} AFTER {events} ON {table} FOR EACH ROW {when} EXECUTE FUNCTION {function}();",
+        ]
+        backward += [f"DROP TRIGGER {function} ON {table};", f"DROP FUNCTION {function}();"]
+    return forward, backward
+
+
+def _sqlite() -> tuple[list[str], list[str]]:
+    # SQLite has no OLD on INSERT nor NEW on DELETE, nor one trigger for several events: one per event.
+    layer = {"insert": "NEW.schedule_id", "update": "OLD.schedule_id, NEW.schedule_id", "delete": "OLD.schedule_id"}
+    participant = {event: LAYER_SCHEDULES.format(layers=layers.replace("schedule_id", "layer_id"))
+                   for event, layers in layer.items()}
+    watched = [(f"layer_{event}", f"AFTER {event.upper()} ON escalation_layer", "", schedules)
+               for event, schedules in layer.items()]
+    watched += [(f"participant_{event}", f"AFTER {event.upper()} ON escalation_layerparticipant", "", schedules)
+                for event, schedules in participant.items()]
+    watched.append(("person", "AFTER UPDATE OF name, is_active ON escalation_person",
+                    f"WHEN {NAME_OR_ACTIVE_CHANGED.replace('IS DISTINCT FROM', 'IS NOT')}", PERSON_SCHEDULES))
+    forward, backward = [], []
+    for name, event, when, schedules in watched:
+        trigger = f"escalation_rules_changed_by_{name}"
+        forward.append(f"CREATE TRIGGER {trigger} {event} FOR EACH ROW {when} BEGIN {_bump('sqlite', schedules)} END;")
+        backward.append(f"DROP TRIGGER {trigger};")
+    return forward, backward
+
+
+def _statements(vendor: str) -> tuple[list[str], list[str]]:
+    if vendor not in NEW_VERSION:
+        raise NotImplementedError(f"The rules version triggers are written for PostgreSQL and SQLite, not {vendor}.")
+    return _postgresql() if vendor == "postgresql" else _sqlite()
+
+
+def create_triggers(apps, schema_editor):
+    for statement in _statements(schema_editor.connection.vendor)[0]:
+        schema_editor.execute(statement, params=None)
+
+
+def drop_triggers(apps, schema_editor):
+    for statement in _statements(schema_editor.connection.vendor)[1]:
+        schema_editor.execute(statement, params=None)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('escalation', '0015_override_schedule_start'),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name='schedule',
+            name='rules_version',
+            field=models.BigIntegerField(default=escalation.models.schedules.new_rules_version, editable=False),
+        ),
+        migrations.RunPython(create_triggers, drop_triggers),
+    ]

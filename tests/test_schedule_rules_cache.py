@@ -1,0 +1,158 @@
+"""Each process keeps the layers it read under the schedule's rules version, which the database changes with
+any row they were read from (migration 0016's triggers). A cache that missed one kind of change would page
+the wrong person, so every kind is tried here, written the ways that bypass Django's signals too (queryset
+update, bulk create, a cascade), on both databases."""
+
+from collections.abc import Callable
+from datetime import date, time, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from escalation.models import Layer, LayerParticipant, Person, Schedule
+from escalation.services.schedules import override_create, resolve_members
+from tests.personas import ANNA, MICHAEL, TONY, make_person
+from tests.schedule_personas import make_schedule, make_schedule_roster
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup():
+    """Primary: a weekly layer of Tony then Michael (Tony on call now); Other: Anna alone."""
+    tony, michael, anna = make_person(*TONY), make_person(*MICHAEL), make_person(*ANNA)
+    primary = make_schedule("Primary", [tony, michael])
+    other = make_schedule("Other", [anna])
+    return primary, other, tony, michael, anna
+
+
+def version(schedule: Schedule) -> int:
+    return Schedule.objects.values_list("rules_version", flat=True).get(pk=schedule.pk)
+
+
+def weekly(primary: Schedule) -> Layer:
+    return primary.layers.get()
+
+
+def add_layer(primary, other, tony, michael, anna):
+    Layer.objects.create(schedule=primary, position=1, handoff_date=date(2026, 1, 5), handoff_time=time(9))
+    return [primary]
+
+
+def save_layer(primary, other, tony, michael, anna):
+    layer = weekly(primary)
+    layer.handoff_time = time(10)
+    layer.save()
+    return [primary]
+
+
+def update_layers(primary, other, tony, michael, anna):
+    Layer.objects.filter(schedule=primary).update(anchor_index=1)
+    return [primary]
+
+
+def delete_layer(primary, other, tony, michael, anna):
+    weekly(primary).delete()  # its participants go first, in the same cascade
+    return [primary]
+
+
+def move_layer(primary, other, tony, michael, anna):
+    Layer.objects.filter(schedule=primary).update(schedule=other)
+    return [primary, other]
+
+
+def add_participants(primary, other, tony, michael, anna):
+    LayerParticipant.objects.bulk_create([LayerParticipant(layer=weekly(primary), person=anna, position=2)])
+    return [primary]
+
+
+def reorder_participants(primary, other, tony, michael, anna):
+    LayerParticipant.objects.filter(layer=weekly(primary), person=tony).update(position=5)
+    return [primary]
+
+
+def swap_participant(primary, other, tony, michael, anna):
+    LayerParticipant.objects.filter(layer=weekly(primary), person=tony).update(person=anna)
+    return [primary]
+
+
+def remove_participant(primary, other, tony, michael, anna):
+    LayerParticipant.objects.filter(layer=weekly(primary), person=tony).delete()
+    return [primary]
+
+
+def rename_person(primary, other, tony, michael, anna):
+    tony.name = "Antony"
+    tony.save()
+    return [primary]
+
+
+def deactivate_person(primary, other, tony, michael, anna):
+    Person.objects.filter(pk=anna.pk).update(is_active=False)
+    return [other]
+
+
+CHANGES = [add_layer, save_layer, update_layers, delete_layer, move_layer, add_participants, reorder_participants,
+           swap_participant, remove_participant, rename_person, deactivate_person]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=lambda change: change.__name__)
+def test_every_change_to_what_the_rules_are_read_from_changes_the_version(setup, change: Callable):
+    before = {schedule.pk: version(schedule) for schedule in setup[:2]}
+    changed = change(*setup)
+    after = {schedule.pk: version(schedule) for schedule in setup[:2]}
+    assert {pk for pk in before if before[pk] != after[pk]} == {schedule.pk for schedule in changed}
+
+
+def test_what_the_layers_are_not_read_from_leaves_the_version(setup):
+    primary, other, tony, michael, anna = setup
+    before = version(primary)
+    now = timezone.now()
+    override_create(schedule=primary, person=anna, start=now, end=now + timedelta(hours=1))
+    Person.objects.filter(pk=tony.pk).update(notes="Call the landline first.")
+    Schedule.objects.filter(pk=primary.pk).update(handoff_planned_at=now, description="Ops")
+    assert version(primary) == before
+
+
+def on_call(roster, at):
+    resolved, skipped = resolve_members(roster.ordered_members(), at=at)
+    return [member.name for member in resolved], skipped
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (swap_participant, (["Anna"], [])),
+    (rename_person, (["Antony"], [])),
+    (remove_participant, (["Michael"], [])),
+    (delete_layer, ([], ["Schedule Primary: nobody is on call, skipped."])),
+    (lambda primary, other, tony, *_: Person.objects.filter(pk=tony.pk).update(is_active=False),
+     ([], ["Schedule Primary: Tony is on call but not active, skipped."])),
+], ids=["swap", "rename", "remove", "delete layer", "deactivate"])
+def test_a_fire_after_a_change_pages_by_the_new_rules_not_the_ones_this_process_kept(setup, change, expected):
+    primary = setup[0]
+    roster = make_schedule_roster(primary)
+    now = timezone.now()
+    assert on_call(roster, now) == (["Tony"], [])  # read and kept
+    change(*setup)
+    assert on_call(roster, now) == expected
+
+
+def test_an_unchanged_schedule_costs_only_its_overrides_query(setup):
+    tony, michael, anna = setup[2:]
+    primary, other = (make_schedule(name, people, unit="days")  # daily: the day's overrides are all it reads
+                      for name, people in (("Daily", [tony, michael]), ("Daily too", [anna])))
+    roster = make_schedule_roster(primary, other)
+    members = roster.ordered_members()
+    now = timezone.now()
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            resolve_members(members, at=now)
+        return len(captured)
+
+    assert queries() == 2  # the day's overrides and, read for the first time here, the layers
+    assert queries() == 1  # the day's overrides; the layers are this process's
+    Layer.objects.filter(schedule=other).update(anchor_index=0)
+    members = roster.ordered_members()  # the rows a fire reads, with the new version
+    assert queries() == 2
