@@ -55,6 +55,7 @@ class OverrideMode(StrEnum):
 
 
 UNIT_DELTA = {Unit.HOURS: timedelta(hours=1), Unit.DAYS: timedelta(days=1), Unit.WEEKS: timedelta(weeks=1)}
+ONE_DAY = timedelta(days=1)
 # How far on_call_at looks for the ends of the shift around an instant before saying "no change".
 HORIZON = timedelta(days=400)
 
@@ -66,6 +67,12 @@ class Restriction:
     weekdays: frozenset[int]
     start: time
     end: time
+
+    @cached_property
+    def length(self) -> timedelta:
+        """The window's local length: past midnight where the end is not after the start."""
+        length = datetime.combine(datetime.min, self.end) - datetime.combine(datetime.min, self.start)
+        return length if length > timedelta(0) else length + ONE_DAY
 
 
 @dataclass(frozen=True)
@@ -202,19 +209,18 @@ def _shift_around(rotation: Rotation, tz: ZoneInfo, at: datetime) -> tuple[int, 
 def _restriction_windows(restriction: Restriction, tz: ZoneInfo, start: datetime,
                          end: datetime) -> Iterator[tuple[datetime, datetime]]:
     """The restriction's windows overlapping [start, end), as (start, end) instants, in order."""
-    day = to_local(start, tz).date() - timedelta(days=1)
-    last_day = to_local(end, tz).date()
-    length = datetime.combine(day, restriction.end) - datetime.combine(day, restriction.start)
-    if length <= timedelta(0):
-        length += timedelta(days=1)
+    day = start.astimezone(tz).date() - ONE_DAY  # a window that began the day before may still be open
+    last_day = end.astimezone(tz).date()
     while day <= last_day:
         if day.weekday() in restriction.weekdays:
             local_start = datetime.combine(day, restriction.start)
             window_start = local_to_instant(local_start, tz)
-            window_end = local_to_instant(local_start + length, tz)
-            if window_start < end and window_end > start and window_start < window_end:
+            if window_start >= end:
+                return  # windows start in order (local to instant is monotonic): none later overlaps
+            window_end = local_to_instant(local_start + restriction.length, tz)
+            if window_end > start and window_start < window_end:
                 yield max(window_start, start), min(window_end, end)
-        day += timedelta(days=1)
+        day += ONE_DAY
 
 
 def layer_shifts(rules: Rules, layer_index: int, start: datetime, end: datetime) -> list[Shift]:
