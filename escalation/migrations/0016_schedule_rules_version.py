@@ -1,5 +1,5 @@
 """A schedule's rules version, changed by the database in the same transaction as anything its rules are
-read from: its layers, their participants, and those people's names and active flags.
+read from: its layers, their participants, its overrides, and those people's names and active flags.
 
 Triggers, not signals or code in each writer: a queryset's update(), a bulk create, a cascade, the admin's
 inlines, the config import and a hand-written SQL fix all change the rows, and a process that kept the old
@@ -18,7 +18,8 @@ NEW_VERSION = {
 }
 LAYER_SCHEDULES = "SELECT schedule_id FROM escalation_layer WHERE id IN ({layers})"
 PERSON_SCHEDULES = ("SELECT l.schedule_id FROM escalation_layer l JOIN escalation_layerparticipant p "
-                    "ON p.layer_id = l.id WHERE p.person_id = NEW.id")
+                    "ON p.layer_id = l.id WHERE p.person_id = NEW.id "
+                    "UNION SELECT schedule_id FROM escalation_override WHERE person_id = NEW.id")
 NAME_OR_ACTIVE_CHANGED = "OLD.name IS DISTINCT FROM NEW.name OR OLD.is_active IS DISTINCT FROM NEW.is_active"
 
 
@@ -32,6 +33,7 @@ def _postgresql() -> tuple[list[str], list[str]]:
         "layer": ("INSERT OR UPDATE OR DELETE", "escalation_layer", "", "OLD.schedule_id, NEW.schedule_id"),
         "participant": ("INSERT OR UPDATE OR DELETE", "escalation_layerparticipant", "",
                         LAYER_SCHEDULES.format(layers="OLD.layer_id, NEW.layer_id")),
+        "override": ("INSERT OR UPDATE OR DELETE", "escalation_override", "", "OLD.schedule_id, NEW.schedule_id"),
         "person": ("UPDATE OF name, is_active", "escalation_person", f"WHEN ({NAME_OR_ACTIVE_CHANGED})",
                    PERSON_SCHEDULES),
     }
@@ -56,6 +58,8 @@ def _sqlite() -> tuple[list[str], list[str]]:
                for event, schedules in layer.items()]
     watched += [(f"participant_{event}", f"AFTER {event.upper()} ON escalation_layerparticipant", "", schedules)
                 for event, schedules in participant.items()]
+    watched += [(f"override_{event}", f"AFTER {event.upper()} ON escalation_override", "", schedules)
+                for event, schedules in layer.items()]  # an override names its schedule as a layer does
     watched.append(("person", "AFTER UPDATE OF name, is_active ON escalation_person",
                     f"WHEN {NAME_OR_ACTIVE_CHANGED.replace('IS DISTINCT FROM', 'IS NOT')}", PERSON_SCHEDULES))
     forward, backward = [], []

@@ -5,12 +5,12 @@ spend most of its time building hundreds of them. The overrides are read apart f
 fire plan reads them for a day ahead first and wider only where a shift runs past that; the picture and the
 feeds read everything for their window.
 
-Each process keeps the layers it read (with their participants' names and active flags) under the
-schedule's `rules_version`, which the database changes in the same transaction as any of those rows
-(migration 0016's triggers). A schedule row read with the version a process holds means the rows are
-unchanged, so an unchanged schedule costs only its overrides' query: every fire asks about the same few
-schedules, and reading their layers again was most of what resolving them cost (issue 16's benchmark S1).
-What is read for a version is read in the same statement as the version itself.
+Each process keeps what it read (layers with their participants' names and active flags; overrides for the
+window read, with their people's) under the schedule's `rules_version`, which the database changes in the same
+transaction as any of those rows (migration 0016's triggers). A schedule row read with the version a process
+holds means the rows are unchanged, so a fire about unchanged schedules reads nothing more than the roster:
+every fire asks about the same few schedules, and reading them again was most of what resolving them cost
+(issue 16's benchmark S1). What is kept for a version is read in the same statement as the version itself.
 
 The reads are written in SQL (portable: PostgreSQL and SQLite), built once from the models' own table and
 column names: Django's building of these joined, ordered queries cost more CPU than reading and using their
@@ -19,7 +19,7 @@ rows. tests/test_schedule_on_call.py checks them against the ORM's answer.
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 
 from django.db import connection
@@ -120,19 +120,23 @@ def _rules_sql(vendor: str) -> str:
 
 @cache
 def _overrides_sql(vendor: str) -> str:
-    """Overrides overlapping [%s, %s) with their people's names, oldest first. `{ids}` as above."""
+    """Each schedule's rules version and its overrides overlapping [%s, %s) with their people's names, oldest
+    first (a row with no override for a schedule with none). `{ids}` as above, after the window."""
     quote = connection.ops.quote_name
-    override, person = (quote(m._meta.db_table) for m in (Override, Person))
-    return (f"SELECT {_columns('o', Override, ('schedule', 'id', 'start', 'end', 'person', 'mode'))}, "
+    schedule, override, person = (quote(m._meta.db_table) for m in (Schedule, Override, Person))
+    return (f"SELECT {_columns('s', Schedule, ('id', 'rules_version'))}, "
+            f"{_columns('o', Override, ('id', 'start', 'end', 'person', 'mode'))}, "
             f"{_columns('pe', Person, ('name', 'is_active'))} "
-            f"FROM {override} o JOIN {person} pe ON pe.{quote('id')} = o.{quote('person_id')} "
-            f"WHERE o.{quote('schedule_id')} IN ({{ids}}) AND o.{quote('end')} > %s AND o.{quote('start')} < %s "
-            f"ORDER BY o.{quote('id')}")
+            f"FROM {schedule} s LEFT JOIN {override} o ON o.{quote('schedule_id')} = s.{quote('id')} "
+            f"AND o.{quote('end')} > %s AND o.{quote('start')} < %s "
+            f"LEFT JOIN {person} pe ON pe.{quote('id')} = o.{quote('person_id')} "
+            f"WHERE s.{quote('id')} IN ({{ids}}) ORDER BY o.{quote('id')}")
 
 
 def _select(sql: str, ids: list[int], params: list) -> list[tuple]:
+    """`sql`'s rows, with `params` (for placeholders before the ids) and then the ids in `{ids}`."""
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(ids=", ".join(["%s"] * len(ids))), [*ids, *params])
+        cursor.execute(sql.format(ids=", ".join(["%s"] * len(ids))), [*params, *ids])
         return cursor.fetchall()
 
 
@@ -152,7 +156,31 @@ class _Layers:
     inactive: frozenset[int] = frozenset()
 
 
+@dataclass(frozen=True)
+class _Overrides:
+    """A schedule's overrides overlapping [start, end), as read under one rules version; shared, never changed."""
+
+    version: int
+    start: datetime
+    end: datetime
+    # Oldest first: each as the picture shows it and as the rules apply it, with its person's name and flag.
+    rows: tuple[tuple[OverrideRow, shifts.Override, str, bool], ...] = ()
+
+    def covers(self, version: int, start: datetime, end: datetime) -> bool:
+        return self.version == version and self.start <= start and end <= self.end
+
+
 _layers_read: dict[int, _Layers] = {}  # schedule id -> its layers as last read by this process
+_overrides_read: dict[int, _Overrides] = {}  # schedule id -> the window of its overrides last read here
+# How much further than asked overrides are read (and kept): a fire reads the day ahead, so the fires of the
+# next day find what they need kept.
+READ_AHEAD = timedelta(days=1)
+
+
+def _keep(kept: dict, fresh: dict) -> None:
+    if len(kept) + len(fresh) > CACHED_SCHEDULES:
+        kept.clear()
+    kept.update(fresh)
 
 
 def _read_layers(schedule_ids: list[int]) -> dict[int, _Layers]:
@@ -189,9 +217,7 @@ def load_rules(schedules: Iterable[Schedule]) -> dict[int, LoadedSchedule]:
     found = {s.pk: read for s in schedules if (read := _layers_read.get(s.pk)) and read.version == s.rules_version}
     if missing := [s.pk for s in schedules if s.pk not in found]:
         fresh = _read_layers(missing)
-        if len(_layers_read) + len(fresh) > CACHED_SCHEDULES:
-            _layers_read.clear()
-        _layers_read.update(fresh)
+        _keep(_layers_read, fresh)
         found.update(fresh)
     empty = _Layers(version=0)  # a schedule deleted since its row was read
     loaded = {}
@@ -202,25 +228,44 @@ def load_rules(schedules: Iterable[Schedule]) -> dict[int, LoadedSchedule]:
     return loaded
 
 
-def load_overrides(loaded: Iterable[LoadedSchedule], *, start: datetime, end: datetime) -> None:
-    """Read the overrides overlapping [start, end), with their people's names, into the schedules' rules
-    (replacing any read before)."""
-    entries = {entry.schedule.pk: entry for entry in loaded}
-    found: dict[int, list[OverrideRow]] = {pk: [] for pk in entries}
+def _read_overrides(schedule_ids: list[int], start: datetime, end: datetime) -> dict[int, _Overrides]:
+    """The schedules' overrides overlapping [start, end), with the version they were read under: one query."""
     adapt = connection.ops.adapt_datetimefield_value
-    rows = _select(_overrides_sql(connection.vendor), list(entries), [adapt(start), adapt(end)]) if entries else []
-    for schedule_id, pk, override_start, override_end, person_id, mode, person_name, active in rows:
-        found[schedule_id].append(OverrideRow(pk, _aware(override_start), _aware(override_end), person_id, mode))
-        entries[schedule_id].note_person(person_id, person_name, active)
+    versions: dict[int, int] = {}
+    rows: dict[int, list] = {pk: [] for pk in schedule_ids}
+    for schedule_id, version, pk, *override in _select(_overrides_sql(connection.vendor), schedule_ids,
+                                                         [adapt(start), adapt(end)]):
+        versions[schedule_id] = version
+        if pk is not None:
+            override_start, override_end, person_id, mode, person_name, active = override
+            row = OverrideRow(pk, _aware(override_start), _aware(override_end), person_id, mode)
+            rows[schedule_id].append((row, shifts.Override(row.start, row.end, person_id, shifts.OverrideMode(mode),
+                                                           pk), person_name, active))
+    return {pk: _Overrides(version, start, end, tuple(rows[pk])) for pk, version in versions.items()}
+
+
+def load_overrides(loaded: Iterable[LoadedSchedule], *, start: datetime, end: datetime) -> None:
+    """Put the overrides overlapping [start, end), with their people's names, into the schedules' rules
+    (replacing any put there before): kept by this process where a schedule's `rules_version` is the one
+    they were read under, else read (a day further than asked) in one query for the rest."""
+    entries = {entry.schedule.pk: entry for entry in loaded}
+    found = {pk: kept for pk, entry in entries.items()
+             if (kept := _overrides_read.get(pk)) and kept.covers(entry.schedule.rules_version, start, end)}
+    if missing := [pk for pk in entries if pk not in found]:
+        fresh = _read_overrides(missing, start, end + READ_AHEAD)
+        _keep(_overrides_read, fresh)
+        found.update(fresh)
     for pk, entry in entries.items():
-        entry.overrides = found[pk]
-        entry.rules = shifts.Rules(entry.rules.zone, entry.rules.layers, tuple(
-            shifts.Override(o.start, o.end, o.person_id, shifts.OverrideMode(o.mode), o.pk) for o in found[pk]))
+        rows = [row for row in found[pk].rows if row[0].end > start and row[0].start < end] if pk in found else []
+        for row, _, name, active in rows:
+            entry.note_person(row.person_id, name, active)
+        entry.overrides = [row for row, *_ in rows]
+        entry.rules = shifts.Rules(entry.rules.zone, entry.rules.layers, tuple(rule for _, rule, *_ in rows))
 
 
 def load_schedules(schedule_ids: Iterable[int], *, start: datetime, end: datetime) -> dict[int, LoadedSchedule]:
-    """The schedules with their layers, the overrides overlapping [start, end) and everyone's names: two
-    queries, or three where the schedules' layers changed since this process last read them."""
+    """The schedules with their layers, the overrides overlapping [start, end) and everyone's names: one query
+    for the schedules, and one each for the layers and the overrides not kept by this process."""
     loaded = load_rules(Schedule.objects.filter(pk__in=list(schedule_ids)).only(*SCHEDULE_FIELDS))
     load_overrides(loaded.values(), start=start, end=end)
     return loaded
