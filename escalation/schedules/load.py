@@ -51,7 +51,7 @@ class OverrideRow:
 
 # What load_rules needs of a schedule row; a deferred `rules_version` would cost a query per schedule.
 SCHEDULE_FIELDS = ("pk", "name", "time_zone", "rules_version")
-# Schedules whose layers a process keeps; past this many the cache starts again (a few KB each).
+# Schedules whose layers (and, apart, whose overrides) a process keeps; past this many it starts again.
 CACHED_SCHEDULES = 2048
 
 
