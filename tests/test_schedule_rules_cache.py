@@ -3,16 +3,18 @@ changes with any row they were read from (migration 0016's triggers). A cache th
 the wrong person, so every kind is tried here, written the ways that bypass Django's signals too (queryset
 update, bulk create, a cascade), on both databases."""
 
+import threading
 from collections.abc import Callable
 from datetime import date, time, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from escalation.models import Layer, LayerParticipant, Override, Person, Schedule
 from escalation.services.schedules import override_create, resolve_members
+from tests.conftest import requires_postgres
 from tests.personas import ANNA, MICHAEL, TONY, make_person
 from tests.schedule_personas import make_schedule, make_schedule_roster
 
@@ -187,3 +189,33 @@ def test_an_unchanged_schedule_costs_no_query(setup):
     members = roster.ordered_members()  # the rows a fire reads, with the new version
     assert queries() == 2
     assert queries() == 0
+
+
+@pytest.mark.postgres
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_another_process_s_change_is_seen_once_committed_and_not_before(setup):
+    """What another process (here a thread with its own connection) changes is invisible to this one until it
+    commits, rows and version alike, so a fire never pairs kept rows with a version they were not read under."""
+    primary, anna = setup[0], setup[4]
+    roster = make_schedule_roster(primary)
+    now = timezone.now()
+    assert on_call(roster, now) == (["Tony"], [])
+    changed, commit = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        try:
+            with transaction.atomic():
+                LayerParticipant.objects.filter(layer=weekly(primary), person=setup[2]).update(person=anna)
+                changed.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    assert changed.wait(10)
+    assert on_call(roster, now) == (["Tony"], [])  # not committed yet
+    commit.set()
+    thread.join(10)
+    assert on_call(roster, now) == (["Anna"], [])
