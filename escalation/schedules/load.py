@@ -51,8 +51,9 @@ class OverrideRow:
 
 # What load_rules needs of a schedule row; a deferred `rules_version` would cost a query per schedule.
 SCHEDULE_FIELDS = ("pk", "name", "time_zone", "rules_version")
-# Schedules whose layers (and, apart, whose overrides) a process keeps; past this many it starts again.
-CACHED_SCHEDULES = 2048
+# Schedules whose layers (and, apart, whose overrides) a process keeps; past this many it starts again. A feed's
+# year of a busy schedule's overrides is a few hundred rows, so this bounds a process's share to tens of MB.
+CACHED_SCHEDULES = 512
 
 
 @dataclass
