@@ -170,6 +170,22 @@ def test_a_fire_after_a_change_pages_by_the_new_rules_not_the_ones_this_process_
     assert on_call(roster, now) == expected
 
 
+def test_a_schedule_saved_from_a_stale_copy_does_not_bring_back_the_old_version(setup):
+    """A copy of the row read before a change and saved after it (the admin's form, a script) writes the old
+    version back with its other fields; the database makes that a new one, or kept rules would pass for
+    current."""
+    primary = setup[0]
+    roster = make_schedule_roster(primary)
+    now = timezone.now()
+    stale = Schedule.objects.get(pk=primary.pk)
+    assert on_call(roster, now) == (["Tony"], [])
+    swap_participant(*setup)
+    stale.description = "Saved from a form opened before the swap."
+    stale.save()
+    assert version(primary) != stale.rules_version
+    assert on_call(roster, now) == (["Anna"], [])
+
+
 def test_an_unchanged_schedule_costs_no_query(setup):
     tony, michael, anna = setup[2:]
     primary, other = (make_schedule(name, people, unit="days")  # daily: the day's overrides are all it reads

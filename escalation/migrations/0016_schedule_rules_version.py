@@ -6,6 +6,9 @@ inlines, the config import and a hand-written SQL fix all change the rows, and a
 rules would page the wrong person. tests/test_schedule_rules_cache.py checks each kind of change on both
 databases, so a later migration that rebuilds one of these tables on SQLite (which drops its triggers)
 fails there.
+
+Only the database chooses a version: any other change to it, such as a copy of the row read before a change
+and saved after it (writing the old version back), is turned into a new one, never the value written.
 """
 
 from django.db import migrations, models
@@ -20,6 +23,7 @@ LAYER_SCHEDULES = "SELECT schedule_id FROM escalation_layer WHERE id IN ({layers
 PERSON_SCHEDULES = ("SELECT l.schedule_id FROM escalation_layer l JOIN escalation_layerparticipant p "
                     "ON p.layer_id = l.id WHERE p.person_id = NEW.id "
                     "UNION SELECT schedule_id FROM escalation_override WHERE person_id = NEW.id")
+OWN_CHOICE = "escalation_rules_version_chosen_by_database"
 NAME_OR_ACTIVE_CHANGED = "OLD.name IS DISTINCT FROM NEW.name OR OLD.is_active IS DISTINCT FROM NEW.is_active"
 
 
@@ -46,6 +50,13 @@ def _postgresql() -> tuple[list[str], list[str]]:
             f"CREATE TRIGGER {function} AFTER {events} ON {table} FOR EACH ROW {when} EXECUTE FUNCTION {function}();",
         ]
         backward += [f"DROP TRIGGER {function} ON {table};", f"DROP FUNCTION {function}();"]
+    forward += [
+        f"CREATE FUNCTION {OWN_CHOICE}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.rules_version IS DISTINCT FROM OLD.rules_version THEN "
+        f"NEW.rules_version := {NEW_VERSION['postgresql']}; END IF; RETURN NEW; END $$;",
+        f"CREATE TRIGGER {OWN_CHOICE} BEFORE UPDATE ON escalation_schedule FOR EACH ROW EXECUTE FUNCTION {OWN_CHOICE}();",
+    ]
+    backward += [f"DROP TRIGGER {OWN_CHOICE} ON escalation_schedule;", f"DROP FUNCTION {OWN_CHOICE}();"]
     return forward, backward
 
 
@@ -67,6 +78,11 @@ def _sqlite() -> tuple[list[str], list[str]]:
         trigger = f"escalation_rules_changed_by_{name}"
         forward.append(f"CREATE TRIGGER {trigger} {event} FOR EACH ROW {when} BEGIN {_bump('sqlite', schedules)} END;")
         backward.append(f"DROP TRIGGER {trigger};")
+    # SQLite's BEFORE triggers cannot change NEW: the row is updated again after (SQLite runs triggers
+    # recursively only when asked to, so this one does not fire itself).
+    forward.append(f"CREATE TRIGGER {OWN_CHOICE} AFTER UPDATE OF rules_version ON escalation_schedule FOR EACH ROW "
+                   f"WHEN NEW.rules_version IS NOT OLD.rules_version BEGIN {_bump('sqlite', 'NEW.id')} END;")
+    backward.append(f"DROP TRIGGER {OWN_CHOICE};")
     return forward, backward
 
 
