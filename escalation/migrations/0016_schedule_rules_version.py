@@ -24,6 +24,8 @@ PERSON_SCHEDULES = ("SELECT l.schedule_id FROM escalation_layer l JOIN escalatio
                     "ON p.layer_id = l.id WHERE p.person_id = NEW.id "
                     "UNION SELECT schedule_id FROM escalation_override WHERE person_id = NEW.id")
 OWN_CHOICE = "escalation_rules_version_chosen_by_database"
+EMPTIED = "escalation_rules_emptied"
+EMPTIABLE = ("escalation_layer", "escalation_layerparticipant", "escalation_override")
 NAME_OR_ACTIVE_CHANGED = "OLD.name IS DISTINCT FROM NEW.name OR OLD.is_active IS DISTINCT FROM NEW.is_active"
 
 
@@ -50,6 +52,14 @@ def _postgresql() -> tuple[list[str], list[str]]:
             f"CREATE TRIGGER {function} AFTER {events} ON {table} FOR EACH ROW {when} EXECUTE FUNCTION {function}();",
         ]
         backward += [f"DROP TRIGGER {function} ON {table};", f"DROP FUNCTION {function}();"]
+    # TRUNCATE fires no row trigger: a statement trigger changes every schedule's version.
+    forward.append(f"CREATE FUNCTION {EMPTIED}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   f"UPDATE escalation_schedule SET rules_version = {NEW_VERSION['postgresql']}; RETURN NULL; END $$;")
+    for table in EMPTIABLE:
+        forward.append(f"CREATE TRIGGER {EMPTIED} AFTER TRUNCATE ON {table} FOR EACH STATEMENT "
+                       f"EXECUTE FUNCTION {EMPTIED}();")
+        backward.append(f"DROP TRIGGER {EMPTIED} ON {table};")
+    backward.append(f"DROP FUNCTION {EMPTIED}();")
     forward += [
         f"CREATE FUNCTION {OWN_CHOICE}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         f"IF NEW.rules_version IS DISTINCT FROM OLD.rules_version THEN "
