@@ -68,9 +68,9 @@ class Schedule(models.Model):
                   "takes a free-form message then. Empty: no notices.")
     # When a worker last created this schedule's coming notices (escalation/engine/handoff.py).
     handoff_planned_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Changed by the database itself (triggers, migration 0016) in the same transaction as any change to the
-    # schedule's layers, their participants, or those people's names and active flags: the key under which
-    # each process caches the rules it loaded (escalation/schedules/load.py).
+    # Chosen by the database alone (triggers, migration 0016), anew in the same transaction as any change to
+    # the schedule's layers, their participants, its overrides, or the names and active flags of the people in
+    # them: the key under which each process keeps the rules it read (escalation/schedules/load.py).
     rules_version = models.BigIntegerField(default=new_rules_version, editable=False)
 
     class Meta:

@@ -45,9 +45,9 @@ class OnCallNow:
 
 
 def _on_call(schedules: Iterable[Schedule], at: datetime) -> dict[int, tuple[LoadedSchedule, shifts.OnCall]]:
-    """Who is on call in each schedule at `at` (people as ids), with what was read to say so: one query for
-    the overrides of the day ahead, one per wider window only for the schedules whose shift ends beyond the
-    last one read, and one for the layers of the schedules changed since this process last read them."""
+    """Who is on call in each schedule at `at` (people as ids), with what was read to say so. Of what this
+    process has not kept (see load.py): one query for the layers, one for the overrides of the day ahead, and
+    one per wider window only for the schedules whose shift ends beyond the last one read."""
     loaded = load_rules(schedules)
     found: dict[int, tuple[LoadedSchedule, shifts.OnCall]] = {}
     wanted = list(loaded.values())
