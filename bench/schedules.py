@@ -4,7 +4,7 @@
    same 10 people listed directly, at instants spread over a week: the difference is what resolving the
    schedules adds (target <= 5 ms). Twice: with the layers and overrides this process has kept (the schedules
    unchanged since it last read them), and with them read again, as the first fire after a change to every
-   schedule (or the first in a new process).
+   schedule (a new web process reads them as it starts: oncall/wsgi.py).
 2. A year of shifts of one such schedule (`shifts_between`, rules in memory, its memo of local times
    emptied first) against a year of a plain one-layer weekly rotation (target <= 50 ms).
 3. The schedule's admin page (picture of 14 days) through the full Django stack, against the same page of a

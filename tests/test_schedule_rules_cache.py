@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from escalation.models import Layer, LayerParticipant, Override, Person, Schedule
-from escalation.services.schedules import override_create, resolve_members
+from escalation.services.schedules import override_create, resolve_members, schedules_keep
 from tests.conftest import requires_postgres
 from tests.personas import ANNA, MICHAEL, TONY, make_person
 from tests.schedule_personas import make_schedule, make_schedule_roster
@@ -184,6 +184,18 @@ def test_a_schedule_saved_from_a_stale_copy_does_not_bring_back_the_old_version(
     stale.save()
     assert version(primary) != stale.rules_version
     assert on_call(roster, now) == (["Anna"], [])
+
+
+def test_a_new_web_process_reads_the_schedules_rosters_page_before_its_first_fire(setup):
+    """oncall/wsgi.py keeps them at start: a 3 a.m. alert is often the first request a web process serves."""
+    primary, other = setup[:2]
+    roster = make_schedule_roster(primary)
+    members = roster.ordered_members()
+    now = timezone.now()
+    assert schedules_keep(now=now) == 1  # Other is on no roster
+    with CaptureQueriesContext(connection) as captured:
+        resolve_members(members, at=now)
+    assert len(captured) == 0
 
 
 def test_an_unchanged_schedule_costs_no_query(setup):

@@ -11,6 +11,7 @@ from django.utils import timezone
 from escalation.models import Layer, LayerParticipant, Override, Person, RosterMember, Schedule
 from escalation.schedules import shifts
 from escalation.schedules.load import (
+    CACHED_SCHEDULES,
     SCHEDULE_FIELDS,
     LoadedSchedule,
     load_overrides,
@@ -77,6 +78,17 @@ def schedules_on_call(schedule_ids: list[int], *, at: datetime | None = None) ->
     at = at or timezone.now()
     found = _on_call(Schedule.objects.filter(pk__in=schedule_ids).only(*SCHEDULE_FIELDS), at)
     return {pk: _on_call_now(entry, now) for pk, (entry, now) in found.items()}
+
+
+def schedules_keep(*, now: datetime | None = None) -> int:
+    """Read the schedules that rosters page into this process's keeping, as a fire at `now` reads them, so
+    that the first fire a new web process serves finds them there (oncall/wsgi.py calls this at start: a
+    3 a.m. alert is often a process's first request). Returns how many schedules were read."""
+    ids = list(RosterMember.objects.filter(schedule__isnull=False).order_by("schedule_id")
+               .values_list("schedule_id", flat=True).distinct()[:CACHED_SCHEDULES])
+    if ids:
+        _on_call(Schedule.objects.filter(pk__in=ids).only(*SCHEDULE_FIELDS), now or timezone.now())
+    return len(ids)
 
 
 def schedule_on_call(schedule: Schedule, *, at: datetime | None = None) -> OnCallNow:
