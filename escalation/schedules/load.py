@@ -17,10 +17,11 @@ column names: Django's building of these joined, ordered queries cost more CPU t
 rows. tests/test_schedule_on_call.py checks them against the ORM's answer.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
+from typing import TypeVar
 
 from django.db import connection
 from django.db.models import Model
@@ -176,12 +177,21 @@ _overrides_read: dict[int, _Overrides] = {}  # schedule id -> the window of its 
 # How much further than asked overrides are read (and kept): a fire reads the day ahead, so the fires of the
 # next day find what they need kept.
 READ_AHEAD = timedelta(days=1)
+Kept = TypeVar("Kept", _Layers, _Overrides)
 
 
-def _keep(kept: dict, fresh: dict) -> None:
-    if len(kept) + len(fresh) > CACHED_SCHEDULES:
-        kept.clear()
-    kept.update(fresh)
+def _kept_or_read(kept: dict[int, Kept], wanted: Iterable[int], is_current: Callable[[int, Kept], bool],
+                  read: Callable[[list[int]], dict[int, Kept]]) -> dict[int, Kept]:
+    """For each schedule of `wanted`: what this process keeps for it where that is still current, else read
+    (`read`, one query for all the rest) and kept from now on."""
+    found = {pk: entry for pk in wanted if (entry := kept.get(pk)) is not None and is_current(pk, entry)}
+    if missing := [pk for pk in wanted if pk not in found]:
+        fresh = read(missing)
+        if len(kept) + len(fresh) > CACHED_SCHEDULES:
+            kept.clear()
+        kept.update(fresh)
+        found.update(fresh)
+    return found
 
 
 def _read_layers(schedule_ids: list[int]) -> dict[int, _Layers]:
@@ -215,11 +225,8 @@ def load_rules(schedules: Iterable[Schedule]) -> dict[int, LoadedSchedule]:
     """The schedules' layers and participants (with their names), no overrides yet: from this process's
     cache where a schedule's `rules_version` is the one it was read under, else one query for the rest."""
     schedules = list(schedules)
-    found = {s.pk: read for s in schedules if (read := _layers_read.get(s.pk)) and read.version == s.rules_version}
-    if missing := [s.pk for s in schedules if s.pk not in found]:
-        fresh = _read_layers(missing)
-        _keep(_layers_read, fresh)
-        found.update(fresh)
+    versions = {schedule.pk: schedule.rules_version for schedule in schedules}
+    found = _kept_or_read(_layers_read, versions, lambda pk, read: read.version == versions[pk], _read_layers)
     empty = _Layers(version=0)  # a schedule deleted since its row was read
     loaded = {}
     for schedule in schedules:
@@ -250,12 +257,9 @@ def load_overrides(loaded: Iterable[LoadedSchedule], *, start: datetime, end: da
     (replacing any put there before): kept by this process where a schedule's `rules_version` is the one
     they were read under, else read (a day further than asked) in one query for the rest."""
     entries = {entry.schedule.pk: entry for entry in loaded}
-    found = {pk: kept for pk, entry in entries.items()
-             if (kept := _overrides_read.get(pk)) and kept.covers(entry.schedule.rules_version, start, end)}
-    if missing := [pk for pk in entries if pk not in found]:
-        fresh = _read_overrides(missing, start, end + READ_AHEAD)
-        _keep(_overrides_read, fresh)
-        found.update(fresh)
+    found = _kept_or_read(_overrides_read, entries,
+                          lambda pk, read: read.covers(entries[pk].schedule.rules_version, start, end),
+                          lambda missing: _read_overrides(missing, start, end + READ_AHEAD))
     for pk, entry in entries.items():
         rows = [row for row in found[pk].rows if row[0].end > start and row[0].start < end] if pk in found else []
         for row, _, name, active in rows:
