@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from django.db import connection
 from django.db.models import Model
@@ -158,6 +158,13 @@ class _Layers:
     inactive: frozenset[int] = frozenset()
 
 
+class _KeptOverride(NamedTuple):
+    row: OverrideRow  # as the picture shows it
+    rule: shifts.Override  # as the rules apply it
+    person_name: str
+    person_active: bool
+
+
 @dataclass(frozen=True)
 class _Overrides:
     """A schedule's overrides overlapping [start, end), as read under one rules version; shared, never changed."""
@@ -165,8 +172,7 @@ class _Overrides:
     version: int
     start: datetime
     end: datetime
-    # Oldest first: each as the picture shows it and as the rules apply it, with its person's name and flag.
-    rows: tuple[tuple[OverrideRow, shifts.Override, str, bool], ...] = ()
+    rows: tuple[_KeptOverride, ...] = ()  # oldest first
 
     def covers(self, version: int, start: datetime, end: datetime) -> bool:
         return self.version == version and self.start <= start and end <= self.end
@@ -247,8 +253,8 @@ def _read_overrides(schedule_ids: list[int], start: datetime, end: datetime) -> 
         if pk is not None:
             override_start, override_end, person_id, mode, person_name, active = override
             row = OverrideRow(pk, _aware(override_start), _aware(override_end), person_id, mode)
-            rows[schedule_id].append((row, shifts.Override(row.start, row.end, person_id, shifts.OverrideMode(mode),
-                                                           pk), person_name, active))
+            rule = shifts.Override(row.start, row.end, person_id, shifts.OverrideMode(mode), pk)
+            rows[schedule_id].append(_KeptOverride(row, rule, person_name, active))
     return {pk: _Overrides(version, start, end, tuple(rows[pk])) for pk, version in versions.items()}
 
 
@@ -261,11 +267,11 @@ def load_overrides(loaded: Iterable[LoadedSchedule], *, start: datetime, end: da
                           lambda pk, read: read.covers(entries[pk].schedule.rules_version, start, end),
                           lambda missing: _read_overrides(missing, start, end + READ_AHEAD))
     for pk, entry in entries.items():
-        rows = [row for row in found[pk].rows if row[0].end > start and row[0].start < end] if pk in found else []
-        for row, _, name, active in rows:
-            entry.note_person(row.person_id, name, active)
-        entry.overrides = [row for row, *_ in rows]
-        entry.rules = shifts.Rules(entry.rules.zone, entry.rules.layers, tuple(rule for _, rule, *_ in rows))
+        kept = [o for o in found[pk].rows if o.row.end > start and o.row.start < end] if pk in found else []
+        for override in kept:
+            entry.note_person(override.row.person_id, override.person_name, override.person_active)
+        entry.overrides = [override.row for override in kept]
+        entry.rules = shifts.Rules(entry.rules.zone, entry.rules.layers, tuple(override.rule for override in kept))
 
 
 def load_schedules(schedule_ids: Iterable[int], *, start: datetime, end: datetime) -> dict[int, LoadedSchedule]:
